@@ -1,0 +1,29 @@
+"""bayesdistill: Bayesian scaling laws of knowledge distillation.
+
+The flow: :mod:`data` (sweeps) -> :mod:`laws` (pure JAX laws, priors) ->
+:mod:`model` (numpyro models) -> :mod:`fit` (NUTS, review) ->
+:mod:`posterior` (draws, predictions, save/load) -> :mod:`optimal`
+(compute-optimal allocations) -> :mod:`plots` and :mod:`report`.
+"""
+
+__version__ = "0.1.0"
+
+from .data import Sweep, read_sweep  # noqa: E402
+from .errors import (  # noqa: E402
+    BayesDistillError,
+    FitWarning,
+    LawError,
+    PosteriorFileError,
+    SweepError,
+    SweepWarning,
+)
+from .fit import fit  # noqa: E402
+from .laws import Law, get_law, list_laws, register_law  # noqa: E402
+from .posterior import Posterior, load  # noqa: E402
+from .priors import Prior  # noqa: E402
+
+__all__ = [
+    "BayesDistillError", "FitWarning", "Law", "LawError", "Posterior", "PosteriorFileError",
+    "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "get_law", "list_laws", "load",
+    "read_sweep", "register_law", "__version__",
+]
