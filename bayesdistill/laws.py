@@ -12,11 +12,10 @@ saved and loaded by name without editing the package.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import jax.numpy as jnp
-from jax.nn import softplus  # noqa: F401  (re-exported for user laws)
 from jax.scipy.special import logsumexp
 
 from .errors import LawError
