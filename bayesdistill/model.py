@@ -59,8 +59,11 @@ def _log_prior_dist(prior: Prior, shift):
     return dist.TransformedDistribution(base, [T.ExpTransform().inv, T.AffineTransform(-shift, 1.0)])
 
 
-def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict[str, float]) -> dict:
-    """Sample every coefficient of ``law``; returns natural-unit values by name."""
+def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict) -> dict:
+    """Sample every coefficient of ``law``; returns natural-unit values by name.
+
+    ``centre`` maps ``"N"``/``"D"`` to the mean log covariate (may be traced).
+    """
     sheared = {coef: (expo, cov) for coef, expo, cov in law.shears}
     theta = {}
     for name in law.params:
@@ -75,13 +78,15 @@ def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict[str, fl
     return theta
 
 
-def make_model(law: Law, priors: dict[str, Prior], noise: str, centre: dict[str, float]):
-    """A numpyro model ``model(logN, logD, log_loss=None)`` for a supervised law.
+def make_model(law: Law, priors: dict[str, Prior], noise: str):
+    """A numpyro model ``model(logN, logD, centre, log_loss=None)`` for a supervised law.
 
+    ``centre`` is ``{"N": mean log N, "D": mean log D}`` of the fitted runs (an
+    argument, not a constant, so compiled samplers are reused across sweeps).
     With ``log_loss=None`` the same function draws from the prior predictive.
     """
 
-    def model(logN, logD, log_loss=None):
+    def model(logN, logD, centre, log_loss=None):
         theta = sample_coefficients(law, priors, centre)
         mu = law.log_loss(theta, logN, logD)
         sigma = numpyro.sample("sigma", priors["sigma"].to_numpyro())

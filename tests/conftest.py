@@ -1,0 +1,89 @@
+"""Shared fixtures: synthetic sweeps from known truth and small fitted posteriors.
+
+Fits are expensive (NUTS compiles per law and sweep shape), so every fit that
+more than one test needs is made once per session here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesdistill as bd
+
+#: Chinchilla-like truth (natural units)
+CHINCHILLA_TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
+#: Busbridge et al. (2025) Eq. 1 truth; gamma clearly away from 1
+BUSBRIDGE_TRUTH = {"E": 1.7, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37, "gamma": 0.8}
+
+TRUTHS = {"chinchilla": CHINCHILLA_TRUTH, "busbridge": BUSBRIDGE_TRUTH}
+SIZES = tuple(np.geomspace(1e7, 1e9, 6))
+TOKENS_PER_PARAM = (5.0, 20.0, 80.0, 320.0)
+
+#: small but sane sampler settings shared by the fitted fixtures
+FAST = {"chains": 2, "draws": 200, "warmup": 200, "progress_bar": False}
+
+
+def true_loss(law: str, theta: dict, N, D) -> np.ndarray:
+    """Noise-free loss of the named law at (N, D), computed in numpy."""
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    if law == "chinchilla":
+        return theta["E"] + theta["A"] * N ** -theta["alpha"] + theta["B"] * D ** -theta["beta"]
+    if law == "busbridge":
+        inner = theta["A"] * N ** -theta["alpha"] + theta["B"] * D ** -theta["beta"]
+        return theta["E"] + inner ** theta["gamma"]
+    raise ValueError(f"no truth for law {law!r}")
+
+
+def synthetic_sweep(
+    law: str = "chinchilla",
+    theta: dict | None = None,
+    sizes=SIZES,
+    tokens_per_param=TOKENS_PER_PARAM,
+    noise: float = 0.01,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A grid sweep (``N``, ``D``, ``loss``) drawn from a known law.
+
+    Every model size is trained at every tokens-per-parameter ratio; the loss is
+    the true law times lognormal noise ``exp(noise * z)``, ``z ~ N(0, 1)``.
+    """
+    theta = dict(TRUTHS[law] if theta is None else theta)
+    N, tpp = np.meshgrid(np.asarray(sizes, float), np.asarray(tokens_per_param, float), indexing="ij")
+    N, D = N.ravel(), (N * tpp).ravel()
+    rng = np.random.default_rng(seed)
+    loss = true_loss(law, theta, N, D) * np.exp(noise * rng.standard_normal(N.shape))
+    return pd.DataFrame({"N": N, "D": D, "loss": loss})
+
+
+def quiet_fit(*args, **kwargs):
+    """``bd.fit`` that tolerates a failed review (tiny fits may emit FitWarning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bd.FitWarning)
+        return bd.fit(*args, **{**FAST, **kwargs})
+
+
+@pytest.fixture(scope="session")
+def chinchilla_sweep() -> pd.DataFrame:
+    return synthetic_sweep("chinchilla", seed=0)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_post(chinchilla_sweep):
+    """Chinchilla law fitted to the default synthetic sweep (2 x 200 draws)."""
+    return quiet_fit(chinchilla_sweep, "chinchilla", seed=1)
+
+
+@pytest.fixture(scope="session")
+def busbridge_sweep() -> pd.DataFrame:
+    # a wider grid: gamma is only identified with some range in N and D
+    return synthetic_sweep("busbridge", sizes=np.geomspace(1e7, 3e9, 8),
+                           tokens_per_param=(5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0), seed=3)
+
+
+@pytest.fixture(scope="session")
+def busbridge_post(busbridge_sweep):
+    return quiet_fit(busbridge_sweep, "busbridge", seed=2)
