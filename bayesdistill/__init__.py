@@ -9,6 +9,7 @@ The flow: :mod:`data` (sweeps) -> :mod:`laws` (pure JAX laws, priors) ->
 __version__ = "0.1.0"
 
 from .data import Sweep, read_sweep  # noqa: E402
+from .distill import DistillationLaw, paper_priors  # noqa: E402
 from .errors import (  # noqa: E402
     BayesDistillError,
     FitWarning,
@@ -18,12 +19,16 @@ from .errors import (  # noqa: E402
     SweepWarning,
 )
 from .fit import fit  # noqa: E402
+from .flops import distillation_flops, forward_flops, supervised_flops  # noqa: E402
 from .laws import Law, get_law, list_laws, register_law  # noqa: E402
+from .optimal import compute_optimal  # noqa: E402
 from .posterior import Posterior, load  # noqa: E402
 from .priors import Prior  # noqa: E402
+from .replica import paper_sweep, simulate_sweep  # noqa: E402
 
 __all__ = [
-    "BayesDistillError", "FitWarning", "Law", "LawError", "Posterior", "PosteriorFileError",
+    "BayesDistillError", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
     "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "get_law", "list_laws", "load",
-    "read_sweep", "register_law", "__version__",
+    "read_sweep", "register_law", "__version__", "compute_optimal", "distillation_flops",
+    "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep",
 ]

@@ -10,12 +10,14 @@ import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 from numpyro.infer import MCMC, NUTS, init_to_median
 
 from .data import read_sweep
+from .distill import DistillationLaw
 from .errors import BayesDistillError, SweepError
 from .laws import get_law
-from .model import make_model, resolve_priors
+from .model import make_joint_model, make_model, resolve_priors
 from .posterior import Posterior
 from .review import warn_if_failed
 
@@ -63,6 +65,8 @@ def fit(
     chain_method: str = "vectorized",
     progress_bar: bool = True,
     review: bool = True,
+    teacher: str = "measured",
+    teacher_noise: float = 0.0,
 ) -> Posterior:
     """Fit a scaling law to a sweep with NUTS.
 
@@ -88,6 +92,13 @@ def fit(
         Show numpyro's progress bar.
     review : bool
         Warn (:class:`FitWarning`) when a convergence check fails.
+    teacher : {"measured", "law"}
+        Distillation laws only: use the measured teacher loss ``L_T`` where
+        given (the law's L(N_T, D_T) elsewhere), or always the law's
+        L(N_T, D_T), so that its uncertainty propagates.
+    teacher_noise : float
+        Distillation laws only: standard deviation of a measured ``log L_T``
+        around the teacher's true log loss (0 plugs the measurement in).
 
     Returns
     -------
@@ -96,39 +107,104 @@ def fit(
     sweep = read_sweep(sweep)
     law = get_law(law)
     _check_settings(chains, draws, warmup, seed, target_accept)
+    joint = isinstance(law, DistillationLaw)
     pri = resolve_priors(law, noise, priors)
     rows = sweep.supervised
-    if len(rows) == 0:
-        raise SweepError(f"law {law.name!r} is a supervised law but the sweep has no supervised runs")
-    n_par = len(pri)
-    if len(rows) <= n_par:
-        raise SweepError(
-            f"{len(rows)} supervised runs cannot pin down law {law.name!r} with {n_par} parameters "
-            f"({', '.join(pri)}); give more runs than parameters"
-        )
-    logN = jnp.log(jnp.asarray(rows["N"].to_numpy(), dtype=jnp.float32))
-    logD = jnp.log(jnp.asarray(rows["D"].to_numpy(), dtype=jnp.float32))
-    y = jnp.log(jnp.asarray(rows["loss"].to_numpy(), dtype=jnp.float32))
-    centre = {"N": float(logN.mean()), "D": float(logD.mean())}
-    model = make_model(law, pri, noise)
+    if joint:
+        args, kwargs, constant, dims, centre, model = _joint_inputs(sweep, law, pri, noise, teacher,
+                                                                   teacher_noise)
+    else:
+        if len(rows) == 0:
+            raise SweepError(f"law {law.name!r} is a supervised law but the sweep has no supervised runs")
+        _check_count(len(rows), pri, law)
+        logN, logD, y = (_log32(rows[c]) for c in ("N", "D", "loss"))
+        centre = {"N": float(logN.mean()), "D": float(logD.mean())}
+        args, kwargs = (logN, logD, _centre_arg(centre)), {"log_loss": y}
+        constant, dims = _constants(rows, "run"), {"log_loss": ["run"]}
+        model = make_model(law, pri, noise)
     kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=dense_mass,
                   init_strategy=init_to_median(num_samples=15))
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                 chain_method=chain_method, progress_bar=progress_bar)
-    t0 = time.perf_counter()
     enable_compilation_cache()
-    mcmc.run(jax.random.PRNGKey(seed), logN, logD, {k: jnp.float32(v) for k, v in centre.items()},
-             log_loss=y, extra_fields=("diverging", "energy"))
+    t0 = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(seed), *args, **kwargs, extra_fields=("diverging", "energy"))
     jax.block_until_ready(mcmc.get_samples())
     seconds = time.perf_counter() - t0
-    constant = {"N": rows["N"].to_numpy(), "D": rows["D"].to_numpy(),
-                "run_id": rows["run_id"].to_numpy(str), "group": rows["group"].to_numpy(str)}
-    idata = az.from_numpyro(mcmc, constant_data=constant, coords={"run": np.arange(len(rows))},
-                            dims={"log_loss": ["run"], **{k: ["run"] for k in constant}})
+    dims.update({k: [v.dims] for k, v in constant.items()})
+    coords = {v.dims: np.arange(len(v.values)) for v in constant.values()}
+    idata = az.from_numpyro(mcmc, constant_data={k: v.values for k, v in constant.items()},
+                            coords=coords, dims=dims)
     config = {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed,
               "target_accept": target_accept, "dense_mass": dense_mass, "seconds": seconds,
-              "source": sweep.source}
+              "source": sweep.source, "teacher": teacher, "teacher_noise": teacher_noise}
     post = Posterior(idata, law, pri, noise, centre, config)
     if review:
         warn_if_failed(post.review())
     return post
+
+
+class _Const:
+    """A constant-data column and its dimension name."""
+
+    def __init__(self, values, dims):
+        self.values, self.dims = np.asarray(values), dims
+
+
+def _log32(col):
+    return jnp.log(jnp.asarray(np.asarray(col, dtype=float), dtype=jnp.float32))
+
+
+def _centre_arg(centre):
+    return {k: jnp.float32(v) for k, v in centre.items()}
+
+
+def _constants(rows, dim, cols=("N", "D")):
+    out = {c if dim == "run" else f"{c}_{dim}": _Const(rows[c].to_numpy(float), dim) for c in cols}
+    for c in ("run_id", "group"):
+        out[c if dim == "run" else f"{c}_{dim}"] = _Const(rows[c].to_numpy(str), dim)
+    return out
+
+
+def _check_count(n, pri, law):
+    if n <= len(pri):
+        raise SweepError(
+            f"{n} runs cannot pin down law {law.name!r} with {len(pri)} parameters "
+            f"({', '.join(pri)}); give more runs than parameters"
+        )
+
+
+def _joint_inputs(sweep, law, pri, noise, teacher, teacher_noise):
+    if teacher not in ("measured", "law"):
+        raise BayesDistillError(f"teacher must be 'measured' or 'law', got {teacher!r}")
+    if not (isinstance(teacher_noise, (int, float)) and 0 <= teacher_noise < 1):
+        raise BayesDistillError(f"teacher_noise must be a number in [0, 1), got {teacher_noise!r}")
+    sup, dis = sweep.supervised, sweep.distillation
+    if len(dis) == 0:
+        raise SweepError(f"law {law.name!r} needs distillation runs; the sweep has none "
+                         "(give a 'kind' column or teacher columns N_T, D_T, L_T)")
+    if len(sup) == 0:
+        raise SweepError(f"law {law.name!r} is fitted jointly with the supervised law and needs "
+                         "supervised runs too (they identify Ltilde_S and L(N_T, D_T))")
+    _check_count(len(sup) + len(dis), pri, law)
+    measured = dis["L_T"].notna().to_numpy() & (teacher == "measured")
+    need_law = ~measured & dis[["N_T", "D_T"]].isna().any(axis=1).to_numpy()
+    if need_law.any():
+        i = int(np.flatnonzero(need_law)[0])
+        raise SweepError(f"distillation run {dis['run_id'].iloc[i]!r} has no N_T, D_T: with "
+                         "teacher='law' every teacher needs its size and tokens")
+    teachers = dis[["N_T", "D_T", "L_T"]].astype(str).agg("|".join, axis=1)
+    codes, uniq = pd.factorize(teachers)
+    fill = lambda c: np.where(dis[c].notna(), dis[c].to_numpy(float), 1.0)  # noqa: E731
+    d = {"logN_S": _log32(dis["N"]), "logD_S": _log32(dis["D"]), "logL_T": _log32(fill("L_T")),
+         "measured": jnp.asarray(measured), "logN_T": _log32(fill("N_T")), "logD_T": _log32(fill("D_T")),
+         "teacher": jnp.asarray(codes)}
+    s = {"logN": _log32(sup["N"]), "logD": _log32(sup["D"])}
+    centre = {"N": float(s["logN"].mean()), "D": float(s["logD"].mean()),
+              "N_S": float(d["logN_S"].mean()), "D_S": float(d["logD_S"].mean())}
+    model = make_joint_model(law, pri, noise, teacher_noise, len(uniq))
+    kwargs = {"log_loss": _log32(sup["loss"]), "log_loss_student": _log32(dis["loss"])}
+    constant = {**_constants(sup, "run"), **_constants(dis, "drun", ("N", "D", "N_T", "D_T", "L_T"))}
+    constant["measured_drun"] = _Const(measured.astype(np.int8), "drun")
+    dims = {"log_loss": ["run"], "log_loss_student": ["drun"]}
+    return (s, d, _centre_arg(centre)), kwargs, constant, dims, centre, model

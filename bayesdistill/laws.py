@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from .errors import LawError
 from .priors import Prior
+
+COVARIATES = ("N", "D", "N_S", "D_S")
 
 
 def lse(*terms):
@@ -45,8 +47,11 @@ class Law:
     shears : tuple of (coef, exponent, covariate)
         Pairs that the sampler decorrelates: it samples
         ``log(coef) - exponent * mean(log covariate)`` instead of
-        ``log(coef)`` (``covariate`` is ``"N"`` or ``"D"``). The joint prior is
-        unchanged (the shear has unit Jacobian).
+        ``log(coef)`` (``covariate`` is ``"N"``, ``"D"``, ``"N_S"`` or ``"D_S"``).
+        The joint prior is unchanged (the shear has unit Jacobian).
+    products : tuple of (coef, partner)
+        Coefficients identified only through a product: the sampler works on
+        ``log(coef * partner)`` instead of ``log(coef)`` (unit Jacobian too).
     description : str
         One line, shown in listings.
     """
@@ -57,6 +62,7 @@ class Law:
     priors: dict = field(repr=False)
     shears: tuple = ()
     description: str = ""
+    products: tuple = ()
 
     def __post_init__(self):
         missing = [p for p in self.params if p not in self.priors]
@@ -65,8 +71,11 @@ class Law:
         for coef, expo, cov in self.shears:
             if coef not in self.params or expo not in self.params:
                 raise LawError(f"law {self.name!r}: shear ({coef}, {expo}) names unknown coefficients")
-            if cov not in ("N", "D"):
-                raise LawError(f"law {self.name!r}: shear covariate must be 'N' or 'D', got {cov!r}")
+            if cov not in COVARIATES:
+                raise LawError(f"law {self.name!r}: shear covariate must be one of {COVARIATES}, got {cov!r}")
+        for coef, partner in self.products:
+            if coef not in self.params or partner not in self.params:
+                raise LawError(f"law {self.name!r}: product ({coef}, {partner}) names unknown coefficients")
 
     def __call__(self, theta, N, D):
         """Loss L(N, D) (not log) at coefficients ``theta``."""
@@ -79,6 +88,7 @@ class Law:
             "params": list(self.params),
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "shears": [list(s) for s in self.shears],
+            "products": [list(s) for s in self.products],
             "description": self.description,
         }
 
@@ -167,8 +177,8 @@ def law_from_spec(spec: dict | str) -> Law:
             f"but the saved one had {spec['params']}; register the matching law before loading"
         )
     priors = {k: Prior.from_dict(v) for k, v in spec["priors"].items()}
-    return Law(base.name, base.params, base.log_loss, priors, tuple(map(tuple, spec["shears"])),
-               base.description)
+    return replace(base, priors=priors, shears=tuple(map(tuple, spec["shears"])),
+                   products=tuple(map(tuple, spec.get("products", []))))
 
 
 register_law(CHINCHILLA)

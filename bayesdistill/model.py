@@ -25,6 +25,8 @@ NOISE_KINDS = ("student_t", "normal")
 NOISE_PRIORS = {
     "sigma": Prior("halfnormal", {"scale": 0.05},
                    "scatter of log loss between runs; 0.01 is ~1% loss scatter"),
+    "sigma_distill": Prior("halfnormal", {"scale": 0.05},
+                           "scatter of the student's log loss between distillation runs"),
     "nu": Prior("gamma", {"concentration": 2.0, "rate": 0.1},
                 "Student-t degrees of freedom (Juarez & Steel 2010); mean 20"),
 }
@@ -33,6 +35,8 @@ NOISE_PRIORS = {
 def site_names(law: Law, noise: str) -> list[str]:
     """Names a user may give custom priors for."""
     names = list(law.params) + ["sigma"]
+    if hasattr(law, "student_log_loss"):
+        names.append("sigma_distill")
     if noise == "student_t":
         names.append("nu")
     return names
@@ -65,10 +69,16 @@ def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict) -> dic
     ``centre`` maps ``"N"``/``"D"`` to the mean log covariate (may be traced).
     """
     sheared = {coef: (expo, cov) for coef, expo, cov in law.shears}
+    products = dict(law.products)
     theta = {}
     for name in law.params:
-        if name not in sheared:
+        if name not in sheared and name not in products:
             theta[name] = numpyro.sample(name, priors[name].to_numpyro())
+    for name, partner in products.items():
+        # log(coef * partner) = log(coef) - (-log(partner))
+        shift = -jnp.log(theta[partner])
+        z = numpyro.sample(f"log_{name}_{partner}", _log_prior_dist(priors[name], shift))
+        theta[name] = numpyro.deterministic(name, jnp.exp(z + shift))
     for name in law.params:
         if name in sheared:
             expo, cov = sheared[name]
@@ -97,5 +107,47 @@ def make_model(law: Law, priors: dict[str, Prior], noise: str):
             lik = dist.Normal(mu, sigma)
         with numpyro.plate("runs", logN.shape[0]):
             numpyro.sample("log_loss", lik, obs=log_loss)
+
+    return model
+
+
+def _noise_dist(noise, nu, mu, sigma):
+    return dist.StudentT(nu, mu, sigma) if noise == "student_t" else dist.Normal(mu, sigma)
+
+
+def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: float = 0.0,
+                     n_teachers: int = 0):
+    """A numpyro model for a :class:`~bayesdistill.distill.DistillationLaw`.
+
+    ``model(sup, dis, centre, log_loss=None, log_loss_student=None)`` where
+    ``sup = {"logN", "logD"}`` are the supervised runs and ``dis`` holds the
+    distillation runs: ``logN_S, logD_S``, the measured teacher log loss
+    ``logL_T`` (any value where not measured), ``measured`` (bool: use it),
+    ``logN_T, logD_T`` (any value where unknown) and ``teacher`` (index of the
+    distinct teacher, for ``teacher_noise``). Where the teacher loss is not
+    measured it comes from the supervised law at (N_T, D_T), so its
+    uncertainty propagates into the student's prediction. Supervised and
+    distillation runs have their own noise scales ``sigma`` and
+    ``sigma_distill``.
+    """
+
+    def model(sup, dis, centre, log_loss=None, log_loss_student=None):
+        theta = sample_coefficients(law, priors, centre)
+        sigma = numpyro.sample("sigma", priors["sigma"].to_numpyro())
+        sigma_d = numpyro.sample("sigma_distill", priors["sigma_distill"].to_numpyro())
+        nu = numpyro.sample("nu", priors["nu"].to_numpyro()) if noise == "student_t" else None
+        if sup["logN"].shape[0]:
+            mu = law.log_loss(theta, sup["logN"], sup["logD"])
+            with numpyro.plate("runs", sup["logN"].shape[0]):
+                numpyro.sample("log_loss", _noise_dist(noise, nu, mu, sigma), obs=log_loss)
+        law_lt = law.log_loss(theta, dis["logN_T"], dis["logD_T"])
+        log_lt = jnp.where(dis["measured"], dis["logL_T"], law_lt)
+        if teacher_noise > 0:
+            with numpyro.plate("teachers", n_teachers):
+                z = numpyro.sample("teacher_offset", dist.Normal(0.0, 1.0))
+            log_lt = log_lt + jnp.where(dis["measured"], teacher_noise * z[dis["teacher"]], 0.0)
+        mu_s = law.student_log_loss(theta, dis["logN_S"], dis["logD_S"], log_lt)
+        with numpyro.plate("distill_runs", dis["logN_S"].shape[0]):
+            numpyro.sample("log_loss_student", _noise_dist(noise, nu, mu_s, sigma_d), obs=log_loss_student)
 
     return model

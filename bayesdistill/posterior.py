@@ -55,7 +55,13 @@ class Posterior:
     @property
     def param_names(self) -> list[str]:
         """Coefficients (natural units) and noise parameters."""
-        return [*self.law.params, *(["sigma", "nu"] if self.noise == "student_t" else ["sigma"])]
+        noise = ["sigma"] + (["sigma_distill"] if self.is_distillation else [])
+        return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else [])]
+
+    @property
+    def is_distillation(self) -> bool:
+        """True for a joint supervised + distillation fit."""
+        return hasattr(self.law, "student_log_loss")
 
     @property
     def n_draws(self) -> int:
@@ -140,12 +146,30 @@ class Posterior:
             f"pred_q{tag[0]}": np.quantile(P, lo, 0), f"pred_q{tag[1]}": np.quantile(P, hi, 0),
         })
 
+    def predict_student(self, N_S, D_S, N_T=None, D_T=None, L_T=None, *, seed: int = 0) -> pd.DataFrame:
+        """Distilled student loss (distillation fits); see :func:`bayesdistill.students.predict_student`."""
+        from .students import predict_student
+
+        return predict_student(self, N_S, D_S, N_T, D_T, L_T, seed=seed)
+
+    def student_vs_supervised(self, N_S, D_S, N_T=None, D_T=None, L_T=None) -> pd.DataFrame:
+        """Distilled vs supervised student and P(distillation wins); see :mod:`bayesdistill.students`."""
+        from .students import student_vs_supervised
+
+        return student_vs_supervised(self, N_S, D_S, N_T, D_T, L_T)
+
+    def capacity_gap(self, N_S, D_S, N_T_grid=None, tokens_per_param_T: float = 20.0):
+        """Student loss against teacher size and the best teacher per draw; see :mod:`bayesdistill.students`."""
+        from .students import capacity_gap
+
+        return capacity_gap(self, N_S, D_S, N_T_grid, tokens_per_param_T)
+
     # ------------------------------------------------------------ the data
     @property
     def data(self) -> pd.DataFrame:
         """The runs the posterior was fitted to."""
         c = self.idata.constant_data
-        df = pd.DataFrame({k: c[k].values for k in c.data_vars})
+        df = pd.DataFrame({k: c[k].values for k in c.data_vars if c[k].dims == ("run",)})
         df["loss"] = np.exp(self.idata.observed_data["log_loss"].values)
         return df
 

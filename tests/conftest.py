@@ -21,10 +21,12 @@ BUSBRIDGE_TRUTH = {"E": 1.7, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.3
 
 TRUTHS = {"chinchilla": CHINCHILLA_TRUTH, "busbridge": BUSBRIDGE_TRUTH}
 SIZES = tuple(np.geomspace(1e7, 1e9, 6))
-TOKENS_PER_PARAM = (5.0, 20.0, 80.0, 320.0)
+TOKENS_PER_PARAM = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
 
-#: small but sane sampler settings shared by the fitted fixtures
+#: small sampler settings: fine for point checks, may fail the review (FitWarning)
 FAST = {"chains": 2, "draws": 200, "warmup": 200, "progress_bar": False}
+#: the smallest settings that pass the review on the shared synthetic sweeps
+DECENT = {"chains": 2, "draws": 500, "warmup": 300, "progress_bar": False}
 
 
 def true_loss(law: str, theta: dict, N, D) -> np.ndarray:
@@ -60,30 +62,48 @@ def synthetic_sweep(
 
 
 def quiet_fit(*args, **kwargs):
-    """``bd.fit`` that tolerates a failed review (tiny fits may emit FitWarning)."""
+    """``bd.fit`` with FAST settings, tolerating a failed review (tiny fits may emit FitWarning)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)
         return bd.fit(*args, **{**FAST, **kwargs})
 
 
+def recorded_fit(*args, **kwargs):
+    """``bd.fit`` with DECENT settings; returns the posterior and the FitWarnings it emitted."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", bd.FitWarning)
+        post = bd.fit(*args, **{**DECENT, **kwargs})
+    return post, [w for w in caught if issubclass(w.category, bd.FitWarning)]
+
+
 @pytest.fixture(scope="session")
 def chinchilla_sweep() -> pd.DataFrame:
+    """6 sizes x 7 tokens-per-parameter ratios (42 runs) from CHINCHILLA_TRUTH."""
     return synthetic_sweep("chinchilla", seed=0)
 
 
 @pytest.fixture(scope="session")
-def chinchilla_post(chinchilla_sweep):
-    """Chinchilla law fitted to the default synthetic sweep (2 x 200 draws)."""
-    return quiet_fit(chinchilla_sweep, "chinchilla", seed=1)
+def chinchilla_fit(chinchilla_sweep):
+    """(posterior, FitWarnings) of the Chinchilla law on ``chinchilla_sweep``."""
+    return recorded_fit(chinchilla_sweep, "chinchilla", seed=1)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_post(chinchilla_fit):
+    return chinchilla_fit[0]
 
 
 @pytest.fixture(scope="session")
 def busbridge_sweep() -> pd.DataFrame:
-    # a wider grid: gamma is only identified with some range in N and D
-    return synthetic_sweep("busbridge", sizes=np.geomspace(1e7, 3e9, 8),
-                           tokens_per_param=(5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0), seed=3)
+    """A wider grid (8 sizes up to 3e9 x 7 ratios): gamma needs range in N and D."""
+    return synthetic_sweep("busbridge", sizes=np.geomspace(1e7, 3e9, 8), seed=0)
 
 
 @pytest.fixture(scope="session")
-def busbridge_post(busbridge_sweep):
-    return quiet_fit(busbridge_sweep, "busbridge", seed=2)
+def busbridge_fit(busbridge_sweep):
+    return recorded_fit(busbridge_sweep, "busbridge", seed=1)
+
+
+@pytest.fixture(scope="session")
+def busbridge_post(busbridge_fit):
+    return busbridge_fit[0]
