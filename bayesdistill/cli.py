@@ -30,15 +30,11 @@ def _jsonable(obj):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, np.ndarray)):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj if obj is None or isinstance(obj, (bool, int, str)) else str(obj)
 
 
 def _print_json(obj) -> None:
@@ -46,6 +42,7 @@ def _print_json(obj) -> None:
 
 
 def _warn_line(message) -> None:
+    sys.stdout.flush()  # keep the order of stdout and stderr lines when both go to one place
     print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
@@ -72,15 +69,10 @@ def _capturing(fn, *args, **kwargs):
 def _parse_columns(text):
     from .errors import SweepError
 
-    if not text:
-        return None
-    mapping = {}
-    for part in text.split(","):
-        if "=" not in part:
-            raise SweepError(f"--columns expects 'your name=standard name' pairs separated by commas, got {part!r}")
-        src, dst = (s.strip() for s in part.split("=", 1))
-        mapping[src] = dst
-    return mapping
+    bad = [part for part in (text or "").split(",") if text and "=" not in part]
+    if bad:
+        raise SweepError(f"--columns expects 'your name=standard name' pairs separated by commas, got {bad[0]!r}")
+    return dict((s.strip() for s in part.split("=", 1)) for part in text.split(",")) if text else None
 
 
 def _read_data(spec: str, columns=None, subset=None):
@@ -130,8 +122,8 @@ def _describe(post) -> str:
 def _summary_text(post) -> str:
     from .report import summary_table, text_table
 
-    return "\n".join([_describe(post), "", _banner(post.review()) + str(post.review()), "",
-                      text_table(*summary_table(post))])
+    review = post.review()
+    return "\n".join([_describe(post), "", _banner(review) + str(review), "", text_table(*summary_table(post))])
 
 
 def _summary_json(post) -> dict:
@@ -144,7 +136,7 @@ def _optimal_text(co) -> str:
 
     ex = co.exponents()
     lines = [f"Compute-optimal allocation ({co.accounting} accounting), medians and 90% intervals:",
-             text_table(*allocation_table(co)), ""]
+             text_table(*allocation_table(co, compact=True)), ""]
     for k, sym in (("a", "N"), ("b", "D")):
         r = ex.loc[k]
         lines.append(f"{k} = {r['median']:.3f} {fmt_interval(r['q05'], r['q95'])}   ({sym}* ~ C^{k})")
@@ -185,7 +177,6 @@ def cmd_predict(args) -> int:
     from .errors import BayesDistillError
     from .report import fmt, fmt_interval, text_table
 
-    post = _load(args.file)
     N = np.asarray(args.N, dtype=float)
     if (args.D is None) == (args.tokens_per_param is None):
         raise BayesDistillError("give exactly one of --D and --tokens-per-param")
@@ -197,6 +188,7 @@ def cmd_predict(args) -> int:
                                 "a single value for one of them, or --grid for every combination")
     N, other = np.broadcast_arrays(N, other)
     D = other if args.D is not None else N * other
+    post = _load(args.file)
     p = post.predict(N, D, seed=args.seed)
     data = post.data
     p["in_range"] = ((p["N"] >= data["N"].min()) & (p["N"] <= data["N"].max())
@@ -228,11 +220,11 @@ def cmd_optimal(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from .report import PLOTS, write_report
 
     post = _load(args.file)
     path, _ = _capturing(write_report, post, args.out, budget=args.budget, accounting=args.accounting)
-    files = sorted(str(p) for p in path.parent.glob("*.png"))
+    files = [str(path.parent / name) for name, _, _ in PLOTS]
     if args.json:
         _print_json({"report": str(path), "files": [str(path), *files]})
     else:
@@ -278,7 +270,7 @@ def cmd_datasets(args) -> int:
         _print_json({"datasets": df.to_dict(orient="records")})
         return 0
     rows = [[f"{SHIPPED}{r['name']}", r["rows"], r["licence"], r["description"]] for _, r in df.iterrows()]
-    print(text_table(["name", "rows", "licence", "description"], rows))
+    print(text_table(["name", "rows", "licence", "description"], rows, align="lrll"))
     return 0
 
 
@@ -328,37 +320,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the sampler's progress bar (default: when stderr is a terminal)")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when the fit fails its review")
 
-    p = _subparser(sub, "summary", cmd_summary, "show the summary table and the review of a saved posterior",
-                   ["bayesdistill summary posterior.nc", "bayesdistill summary posterior.nc --json"], [common])
-    p.add_argument("file", metavar="FILE", help="posterior file written by 'bayesdistill fit'")
+    posterior = argparse.ArgumentParser(add_help=False)
+    posterior.add_argument("file", metavar="FILE", help="posterior file written by 'bayesdistill fit'")
+    budget = argparse.ArgumentParser(add_help=False)
+    budget.add_argument("--accounting", choices=("paper", "6ND"), default="paper",
+                        help="FLOP accounting: 'paper' = 3 F(N) D (Eq. 69) or '6ND' (default: %(default)s)")
+
+    _subparser(sub, "summary", cmd_summary, "show the summary table and the review of a saved posterior",
+               ["bayesdistill summary posterior.nc", "bayesdistill summary posterior.nc --json"], [common, posterior])
 
     p = _subparser(sub, "predict", cmd_predict, "predict the loss of models of N parameters trained on D tokens",
                    ["bayesdistill predict posterior.nc --N 1e9 --D 2e10",
                     "bayesdistill predict posterior.nc --N 1e9 1e10 --tokens-per-param 20",
-                    "bayesdistill predict posterior.nc --N 1e9 1e10 --D 2e10 2e11 --grid --json"], [common])
-    p.add_argument("file", metavar="FILE", help="posterior file written by 'bayesdistill fit'")
+                    "bayesdistill predict posterior.nc --N 1e9 1e10 --D 2e10 2e11 --grid --json"],
+                   [common, posterior])
     p.add_argument("--N", nargs="+", type=float, required=True, help="model sizes (non-embedding parameters)")
     p.add_argument("--D", nargs="+", type=float, help="training tokens (paired with --N, or one value for all)")
     p.add_argument("--tokens-per-param", nargs="+", type=float, metavar="R", help="instead of --D: D = R * N")
     p.add_argument("--grid", action="store_true", help="predict every combination of the N and D values")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default: %(default)s)")
 
-    budget_help = "training budget(s) in FLOPs"
-    acc_help = "FLOP accounting: 'paper' = 3 F(N) D (Eq. 69) or '6ND' (default: %(default)s)"
     p = _subparser(sub, "optimal", cmd_optimal, "compute-optimal model size and tokens for a training budget",
                    ["bayesdistill optimal posterior.nc --budget 1e21",
-                    "bayesdistill optimal posterior.nc --budget 1e20 1e21 1e22 --accounting 6ND --json"], [common])
-    p.add_argument("file", metavar="FILE", help="posterior file written by 'bayesdistill fit'")
-    p.add_argument("--budget", nargs="+", type=float, required=True, help=budget_help)
-    p.add_argument("--accounting", choices=("paper", "6ND"), default="paper", help=acc_help)
+                    "bayesdistill optimal posterior.nc --budget 1e20 1e21 1e22 --accounting 6ND --json"],
+                   [common, posterior, budget])
+    p.add_argument("--budget", nargs="+", type=float, required=True, help="training budget(s) in FLOPs")
 
     p = _subparser(sub, "report", cmd_report, "write a Markdown report with plots (report.md and PNGs)",
                    ["bayesdistill report posterior.nc --out report/",
-                    "bayesdistill report posterior.nc --out report/ --budget 1e22 --accounting 6ND"], [common])
-    p.add_argument("file", metavar="FILE", help="posterior file written by 'bayesdistill fit'")
+                    "bayesdistill report posterior.nc --out report/ --budget 1e22 --accounting 6ND"],
+                   [common, posterior, budget])
     p.add_argument("--out", required=True, metavar="DIR", help="folder for report.md and the plots")
-    p.add_argument("--budget", type=float, default=1e21, help=budget_help + " (default: %(default)g)")
-    p.add_argument("--accounting", choices=("paper", "6ND"), default="paper", help=acc_help)
+    p.add_argument("--budget", type=float, default=1e21, help="training budget in FLOPs (default: %(default)g)")
 
     p = _subparser(sub, "demo", cmd_demo, "fit the shipped Gadre et al. C4 sweep and write a report (about a "
                    "minute; --quick: seconds, for smoke tests)",
@@ -366,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out", metavar="DIR", help="folder for posterior.nc, report.md and plots "
                    "(default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="2 chains x 200 draws (200 warmup): fast, not converged")
-    p.add_argument("--budget", type=float, default=1e21, help=budget_help + " (default: %(default)g)")
+    p.add_argument("--budget", type=float, default=1e21, help="training budget in FLOPs (default: %(default)g)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
     _subparser(sub, "datasets", cmd_datasets, "list the shipped datasets (use them as DATA = shipped:NAME)",
@@ -385,9 +378,7 @@ def main(argv=None) -> int:
     shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return args.func(args)
-    except BayesDistillError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-    except OSError as exc:  # includes FileNotFoundError, PermissionError
+    except (BayesDistillError, OSError) as exc:  # OSError: FileNotFoundError, PermissionError ...
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -52,11 +52,22 @@ def resolve_priors(law: Law, noise: str, priors: dict | None) -> dict[str, Prior
         if name not in valid:
             raise LawError(f"priors: {name!r} is not a parameter of law {law.name!r}; valid names: {valid}")
         out[name] = Prior.from_dict(p)
+    log_scale = {c for c, _, _ in law.shears} | {c for c, _ in law.products}
+    for name in log_scale:
+        if out[name].family not in LOG_SCALE_FAMILIES:
+            raise LawError(
+                f"priors: {name!r} is sampled on the log scale and needs a prior with support "
+                f"(0, inf), one of {list(LOG_SCALE_FAMILIES)}; got {out[name].family!r}"
+            )
     return out
 
 
+#: priors allowed on coefficients the sampler handles on the log scale (support (0, inf))
+LOG_SCALE_FAMILIES = ("lognormal", "gamma", "halfnormal", "halfcauchy", "exponential")
+
+
 def _log_prior_dist(prior: Prior, shift):
-    """Distribution of log(X) - shift when X ~ prior (X positive)."""
+    """Distribution of log(X) - shift when X ~ prior (X positive, unbounded above)."""
     if prior.family == "lognormal":
         return dist.Normal(prior.params["loc"] - shift, prior.params["scale"])
     base = prior.to_numpyro()

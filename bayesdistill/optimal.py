@@ -3,8 +3,8 @@
 For a budget C, the compute-optimal model size N*(C) minimises L(N, D) with
 D fixed by the budget: ``D = C / (6 N)`` ("6ND" accounting) or
 ``D = C / (3 F(N))`` (the paper's accounting, Eq. 69). The 1-D problem in
-log N is solved by golden-section search, vectorised in JAX over draws and
-budgets, within the paper's bounds [1e6, 1e17] on N and D.
+log N is solved by bisection on the sign of its autodiff derivative, vectorised in JAX over draws and
+budgets (bisection on the sign of the derivative), within the paper's bounds [1e6, 1e17] on N and D.
 """
 
 from __future__ import annotations
@@ -17,21 +17,24 @@ import numpy as np
 import pandas as pd
 
 from .errors import BayesDistillError
-from .flops import ACCOUNTINGS, PAPER_ARCH, tokens_for_budget
+from .flops import ACCOUNTINGS, PAPER_ARCH
 
 BOUNDS = (1e6, 1e17)
-_INVPHI = (np.sqrt(5.0) - 1.0) / 2.0
 
 
-def golden_min(f, lo, hi, iters: int = 64):
-    """Minimise a unimodal ``f`` elementwise on [lo, hi] (arrays broadcast)."""
+def bisect_min(f, lo, hi, iters: int = 60):
+    """Minimise a unimodal, elementwise ``f`` on [lo, hi] by bisection on the sign of f'.
+
+    The derivative (by autodiff) keeps its sign resolved in float32 much closer
+    to the optimum than a comparison of function values does.
+    """
+    grad = jax.grad(lambda x: jnp.sum(f(x)))
 
     def body(_, state):
         a, b = state
-        c = b - _INVPHI * (b - a)
-        d = a + _INVPHI * (b - a)
-        left = f(c) < f(d)
-        return jnp.where(left, a, c), jnp.where(left, d, b)
+        m = 0.5 * (a + b)
+        up = grad(m) > 0
+        return jnp.where(up, a, m), jnp.where(up, m, b)
 
     a, b = jax.lax.fori_loop(0, iters, body, (lo, hi))
     return 0.5 * (a + b)
@@ -53,18 +56,23 @@ def optimal_size(law, theta, budgets, accounting: str = "paper", arch=PAPER_ARCH
     """N*, D* and L* per draw and budget: arrays of shape (n_draws, n_budgets)."""
     if accounting not in ACCOUNTINGS:
         raise BayesDistillError(f"unknown accounting {accounting!r}; choose from {list(ACCOUNTINGS)}")
-    C = jnp.asarray(budgets)[None, :]
+    logC = jnp.log(jnp.asarray(budgets))[None, :]
+    C = jnp.exp(logC)
     th = {k: jnp.asarray(v)[:, None] for k, v in theta.items()}
 
     def log_d(x):
-        return jnp.log(tokens_for_budget(jnp.exp(x), C, accounting=accounting, arch=arch))
+        # log D in log space: C / (6 N) or C / (3 F(N)) with F(N) of Eq. 69
+        if accounting == "6ND":
+            return logC - jnp.log(6.0) - x
+        corr = arch.s1 * arch.n_ctx * jnp.exp(-x / 3.0) + arch.s2 * arch.n_vocab * jnp.exp(-2.0 * x / 3.0)
+        return logC - jnp.log(6.0) - x - jnp.log1p(corr)
 
     def objective(x):
         return law.log_loss(th, x, log_d(x))
 
     lo = jnp.full(jnp.broadcast_shapes(C.shape, next(iter(th.values())).shape), np.log(BOUNDS[0]))
     hi = jnp.minimum(np.log(BOUNDS[1]), jnp.log(C / (6.0 * BOUNDS[0]))) + 0 * lo
-    x = golden_min(objective, lo, hi)
+    x = bisect_min(objective, lo, hi)
     logD = log_d(x)
     return np.exp(np.asarray(x)), np.exp(np.asarray(logD)), np.exp(np.asarray(objective(x)))
 

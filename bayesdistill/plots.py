@@ -9,10 +9,13 @@ registry and display exactly once in a notebook. Save one with
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import arviz as az
 import numpy as np
 import pandas as pd
-from matplotlib import cm, colors, ticker
+from matplotlib import MatplotlibDeprecationWarning, cm, colors, ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -306,6 +309,14 @@ def _diagnostic_names(post):
     return [n for n in post.param_names if n in post.idata.posterior]
 
 
+@contextmanager
+def _quiet_arviz():
+    """Silence the deprecation warnings arviz 0.23 triggers in matplotlib >= 3.11."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=MatplotlibDeprecationWarning)
+        yield
+
+
 def plot_trace(post) -> Figure:
     """Trace and marginal density of each coefficient and noise parameter, by chain.
 
@@ -321,7 +332,8 @@ def plot_trace(post) -> Figure:
     """
     names = _diagnostic_names(post)
     fig, axes = _new_axes(len(names), 2, figsize=(11.0, 1.7 * len(names) + 0.6))
-    az.plot_trace(post.idata, var_names=names, axes=axes, chain_prop="color", show=False)
+    with _quiet_arviz():
+        az.plot_trace(post.idata, var_names=names, axes=axes, chain_prop="color", show=False)
     fig.suptitle(f"Traces: {_describe(post)} (one colour per chain)")
     return fig
 
@@ -343,8 +355,14 @@ def plot_rank(post) -> Figure:
     nrows = -(-len(names) // ncols)
     figsize = (3.4 * ncols, 2.8 * nrows + 0.5)
     fig, axes = _new_axes(nrows, ncols, figsize=figsize)
-    az.plot_rank(post.idata, var_names=names, ax=axes.ravel()[: len(names)], figsize=figsize, show=False)
+    with _quiet_arviz():
+        az.plot_rank(post.idata, var_names=names, ax=axes.ravel()[: len(names)], figsize=figsize, show=False)
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
+    for ax in axes.ravel()[: len(names)]:  # arviz scales fonts up for small panels
+        ax.title.set_fontsize("large")
+        ax.xaxis.label.set_fontsize("medium")
+        ax.yaxis.label.set_fontsize("medium")
+        ax.tick_params(labelsize="small")
     fig.suptitle(f"Rank plots: {_describe(post)} (bars should be flat)")
     return fig

@@ -194,6 +194,9 @@ class Posterior:
         os.close(fd)
         try:
             self.idata.to_netcdf(tmp, engine="h5netcdf")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -75,7 +75,7 @@ class Prior:
         import numpyro.distributions as dist
 
         ctor, names = FAMILIES[self.family]
-        return getattr(dist, ctor)(*[float(self.params[n]) for n in names])
+        return getattr(dist, ctor)(**{n: float(self.params[n]) for n in names})
 
     def widened(self, factor: float) -> Prior:
         """The same prior with its scale parameters multiplied by ``factor``."""
@@ -99,7 +99,9 @@ class Prior:
             return d
         if isinstance(d, (tuple, list)):
             family, *values = d
-            names = FAMILIES.get(family, (None, ()))[1]
+            if family not in FAMILIES:
+                raise LawError(f"prior {d!r}: unknown family {family!r}; choose from {sorted(FAMILIES)}")
+            names = FAMILIES[family][1]
             if len(values) != len(names):
                 raise LawError(f"prior {d!r}: {family!r} takes {len(names)} numbers {list(names)}")
             return cls(family, dict(zip(names, values)))

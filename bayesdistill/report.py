@@ -94,13 +94,27 @@ def markdown_table(headers, rows, align=None) -> str:
     return "\n".join([cells(headers), rule, *(cells(r) for r in rows)])
 
 
-def text_table(headers, rows) -> str:
-    """A plain-text table with aligned columns (first column left, others right)."""
+def text_table(headers, rows, align=None) -> str:
+    """A plain-text table with aligned columns.
+
+    Parameters
+    ----------
+    headers : list of str
+    rows : list of list
+    align : str, optional
+        One character per column, ``"l"`` or ``"r"`` (default: first column
+        left, the others right).
+
+    Returns
+    -------
+    str
+    """
+    align = align or "l" + "r" * (len(headers) - 1)
     table = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
 
     def line(r):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)).rstrip()
 
     return "\n".join([line(table[0]), "  ".join("-" * w for w in widths), *(line(r) for r in table[1:])])
 
@@ -111,7 +125,7 @@ def summary_table(post):
     s = post.summary()
     headers = ["param", "mean", "sd", "median", "q05", "q95", "ess_bulk", "ess_tail", "r_hat"]
     rows = [[name, fmt(r["mean"]), fmt(r["sd"], 2), fmt(r["median"]), fmt(r["q05"]), fmt(r["q95"]),
-             f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}", f"{r['r_hat']:.3f}"]
+             f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}", f"{r['r_hat']:.2f}"]  # arviz rounds r_hat
             for name, r in s.iterrows()]
     return headers, rows
 
@@ -122,18 +136,23 @@ def review_table(review):
     return ["check", "value", "needs", "verdict"], rows
 
 
-def allocation_table(co):
-    """Headers and rows of a :class:`~bayesdistill.optimal.ComputeOptimal` summary."""
-    headers = ["budget (FLOPs)", "N* median", "N* 90%", "D* median", "D* 90%",
-               "D*/N* median", "D*/N* 90%", "loss median", "loss 90%", "at bound"]
+def allocation_table(co, compact: bool = False):
+    """Headers and rows of a :class:`~bayesdistill.optimal.ComputeOptimal` summary.
+
+    With ``compact`` each quantity is one cell ``median [q05, q95]``.
+    """
+    quantities = (("N*", "N", 3), ("D*", "D", 3), ("D*/N*", "tokens_per_param", 3), ("loss", "loss", 4))
+    headers = ["budget (FLOPs)"]
+    for label, _, _ in quantities:
+        headers += [f"{label} median [90%]"] if compact else [f"{label} median", f"{label} 90%"]
+    headers.append("at bound")
     rows = []
     for _, r in co.summary().iterrows():
-        rows.append([fmt(r["budget"]), fmt(r["N_median"]), fmt_interval(r["N_q05"], r["N_q95"]),
-                     fmt(r["D_median"]), fmt_interval(r["D_q05"], r["D_q95"]),
-                     fmt(r["tokens_per_param_median"]),
-                     fmt_interval(r["tokens_per_param_q05"], r["tokens_per_param_q95"]),
-                     fmt(r["loss_median"], 4), fmt_interval(r["loss_q05"], r["loss_q95"], 4),
-                     f"{100 * r['bound_hit']:.0f}%"])
+        row = [fmt(r["budget"])]
+        for _, key, digits in quantities:
+            med, iv = fmt(r[f"{key}_median"], digits), fmt_interval(r[f"{key}_q05"], r[f"{key}_q95"], digits)
+            row += [f"{med} {iv}"] if compact else [med, iv]
+        rows.append([*row, f"{100 * r['bound_hit']:.0f}%"])
     return headers, rows
 
 
@@ -214,7 +233,7 @@ def _fitted_section(post):
     lines.append(markdown_table(["", ""], [[f"**{k}**", v] for k, v in items], align="ll"))
     lines += ["", "Priors:", ""]
     lines.append(markdown_table(["param", "prior", "note"],
-                                [[k, f"{p.family}({', '.join(f'{a}={fmt(v)}' for a, v in p.params.items())})",
+                                [[k, f"{p.family}({', '.join(f'{a}={v:g}' for a, v in p.params.items())})",
                                   p.note]
                                  for k, p in post.priors.items()], align="lll"))
     return lines
@@ -247,9 +266,9 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
     """
     from . import plots  # matplotlib is imported only when a report is written
 
+    co = compute_optimal(post, [float(budget)], accounting=accounting)  # validates budget and accounting
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    co = compute_optimal(post, [float(budget)], accounting=accounting)
     review = post.review()
     data = post.data
     lines = [f"# Bayesian scaling-law fit: `{post.law.name}` law", ""]
