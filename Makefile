@@ -18,14 +18,14 @@ demo: $(STAMP)
 	$(BIN)/bayesdistill demo --out out
 
 test: $(STAMP)
-	$(BIN)/ruff check bayesdistill tests benchmarks data notebooks
+	$(BIN)/ruff check bayesdistill tests benchmarks data
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 lint: $(STAMP)
-	$(BIN)/ruff check bayesdistill tests benchmarks data notebooks
+	$(BIN)/ruff check bayesdistill tests benchmarks data
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
