@@ -28,7 +28,8 @@ from .review import Review, review_idata
 ATTR = "bayesdistill_spec"
 
 
-def _as_array(x, name):
+def positive_array(x, name):
+    """``x`` as a 1-d float array; error naming ``name`` unless every value is positive and finite."""
     a = np.atleast_1d(np.asarray(x, dtype=float))
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise BayesDistillError(f"{name} must be positive and finite, got {x!r}")
@@ -102,9 +103,10 @@ class Posterior:
         return out.join(diag[["ess_bulk", "ess_tail", "r_hat"]])
 
     # -------------------------------------------------------- predictions
-    def _noise_draws(self, key, shape):
-        d = self.draws(["sigma", "nu"] if self.noise == "student_t" else ["sigma"])
-        sigma = jnp.asarray(d["sigma"])[:, None]
+    def noise_draws(self, key, shape, scale: str = "sigma"):
+        """Run-to-run noise on log loss, one row per draw; ``scale`` names the noise-scale site."""
+        d = self.draws([scale, "nu"] if self.noise == "student_t" else [scale])
+        sigma = jnp.asarray(d[scale])[:, None]
         if self.noise == "student_t":
             eps = jax.random.t(key, jnp.asarray(d["nu"])[:, None], shape)
         else:
@@ -134,9 +136,9 @@ class Posterior:
             ``N, D, mean, median, q05, q95`` (the law's loss over the posterior)
             and ``pred_q05, pred_q95`` (a new run's loss, noise included).
         """
-        N, D = np.broadcast_arrays(_as_array(N, "N"), _as_array(D, "D"))
+        N, D = np.broadcast_arrays(positive_array(N, "N"), positive_array(D, "D"))
         mu = self.log_loss_draws(N, D)
-        pred = mu + self._noise_draws(jax.random.PRNGKey(seed), mu.shape)
+        pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         L, P = np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))
         tag = f"{lo * 100:02.0f}", f"{hi * 100:02.0f}"

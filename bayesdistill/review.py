@@ -68,7 +68,6 @@ def review_idata(idata, var_names: list[str]) -> Review:
     """Check R-hat, bulk and tail ESS, divergences and BFMI of ``idata``."""
     post = idata.posterior[var_names]
     n_chains = post.sizes["chain"]
-    n_draws = post.sizes["draw"]
     ess_min = ESS_PER_CHAIN_MIN * n_chains
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arviz warns itself for tiny runs
@@ -91,7 +90,6 @@ def review_idata(idata, var_names: list[str]) -> Review:
               "low energy fraction: the noise scale or a weakly identified coefficient "
               "needs a more informative prior"),
     )
-    del n_draws
     return Review(checks)
 
 

@@ -13,13 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BayesDistillError
-
-
-def _positive(x, name):
-    a = np.atleast_1d(np.asarray(x, dtype=float))
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise BayesDistillError(f"{name} must be positive and finite, got {x!r}")
-    return a
+from .posterior import positive_array
 
 
 def _require_joint(post):
@@ -35,11 +29,11 @@ def student_log_loss_draws(post, N_S, D_S, N_T=None, D_T=None, L_T=None):
     _require_joint(post)
     if L_T is None and (N_T is None or D_T is None):
         raise BayesDistillError("give the teacher as L_T= (its loss) or as N_T= and D_T= (size and tokens)")
-    arrays = {"N_S": _positive(N_S, "N_S"), "D_S": _positive(D_S, "D_S")}
+    arrays = {"N_S": positive_array(N_S, "N_S"), "D_S": positive_array(D_S, "D_S")}
     if L_T is not None:
-        arrays["L_T"] = _positive(L_T, "L_T")
+        arrays["L_T"] = positive_array(L_T, "L_T")
     else:
-        arrays["N_T"], arrays["D_T"] = _positive(N_T, "N_T"), _positive(D_T, "D_T")
+        arrays["N_T"], arrays["D_T"] = positive_array(N_T, "N_T"), positive_array(D_T, "D_T")
     try:
         b = dict(zip(arrays, np.broadcast_arrays(*arrays.values())))
     except ValueError:
@@ -52,13 +46,6 @@ def student_log_loss_draws(post, N_S, D_S, N_T=None, D_T=None, L_T=None):
     else:
         log_lt = post.law.log_loss(th, jnp.log(b["N_T"])[None, :], jnp.log(b["D_T"])[None, :])
     return post.law.student_log_loss(th, logN, logD, log_lt), log_lt, b
-
-
-def _noise(post, key, shape):
-    d = post.draws(["sigma_distill", "nu"] if post.noise == "student_t" else ["sigma_distill"])
-    eps = (jax.random.t(key, jnp.asarray(d["nu"])[:, None], shape) if post.noise == "student_t"
-           else jax.random.normal(key, shape))
-    return jnp.asarray(d["sigma_distill"])[:, None] * eps
 
 
 def _stats(L, P=None, prob=0.9):
@@ -79,7 +66,7 @@ def predict_student(post, N_S, D_S, N_T=None, D_T=None, L_T=None, *, seed=0) -> 
     pred_q05, pred_q95``) after the student and teacher columns.
     """
     mu, log_lt, b = student_log_loss_draws(post, N_S, D_S, N_T, D_T, L_T)
-    pred = mu + _noise(post, jax.random.PRNGKey(seed), mu.shape)
+    pred = mu + post.noise_draws(jax.random.PRNGKey(seed), mu.shape, scale="sigma_distill")
     df = pd.DataFrame({k: v for k, v in b.items()})
     for k, v in _stats(np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))).items():
         df[k] = v
@@ -119,7 +106,7 @@ def capacity_gap(post, N_S, D_S, N_T_grid=None, tokens_per_param_T=20.0):
     best : ndarray (n_draws,)
         Per draw, the teacher size on the grid that minimises the student loss.
     """
-    N_T = np.logspace(8, 11.5, 57) if N_T_grid is None else _positive(N_T_grid, "N_T_grid")
+    N_T = np.logspace(8, 11.5, 57) if N_T_grid is None else positive_array(N_T_grid, "N_T_grid")
     D_T = N_T * float(tokens_per_param_T)
     mu, log_lt, _ = student_log_loss_draws(post, np.full_like(N_T, float(N_S)), np.full_like(N_T, float(D_S)),
                                            N_T=N_T, D_T=D_T)
