@@ -37,7 +37,7 @@ def enable_compilation_cache() -> None:
     except OSError:
         return
     jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def _check_settings(chains, draws, warmup, seed, target_accept):
