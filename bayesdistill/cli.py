@@ -173,10 +173,18 @@ def cmd_summary(args) -> int:
     return 0
 
 
+STUDENT_OPTIONS = ("N_S", "D_S", "N_T", "D_T", "L_T")
+
+
 def cmd_predict(args) -> int:
     from .errors import BayesDistillError
     from .report import fmt, fmt_interval, text_table
 
+    if any(getattr(args, k) is not None for k in STUDENT_OPTIONS):
+        return _predict_student(args)
+    if args.N is None:
+        raise BayesDistillError("give --N with --D or --tokens-per-param (supervised loss), or, for a "
+                                "distillation posterior, --N-S, --D-S and a teacher (--L-T, or --N-T and --D-T)")
     N = np.asarray(args.N, dtype=float)
     if (args.D is None) == (args.tokens_per_param is None):
         raise BayesDistillError("give exactly one of --D and --tokens-per-param")
@@ -194,7 +202,7 @@ def cmd_predict(args) -> int:
     p["in_range"] = ((p["N"] >= data["N"].min()) & (p["N"] <= data["N"].max())
                      & (p["D"] >= data["D"].min()) & (p["D"] <= data["D"].max()))
     if args.json:
-        _print_json({"file": args.file, "predictions": p.to_dict(orient="records")})
+        _print_json({"file": args.file, "kind": "supervised", "predictions": p.to_dict(orient="records")})
         return 0
     rows = [[fmt(r["N"]) + ("" if r["in_range"] else " *"), fmt(r["D"]), fmt(r["D"] / r["N"]),
              fmt(r["median"], 4), fmt_interval(r["q05"], r["q95"], 4),
@@ -204,6 +212,78 @@ def cmd_predict(args) -> int:
     if not p["in_range"].all():
         print(f"* outside the fitted range of N ({fmt(data['N'].min())} to {fmt(data['N'].max())}) or "
               f"D ({fmt(data['D'].min())} to {fmt(data['D'].max())}): extrapolation")
+    return 0
+
+
+def _student_arrays(args) -> dict:
+    """The student and teacher options as equal-length arrays (checked, broadcast or gridded)."""
+    from .errors import BayesDistillError
+
+    if any(v is not None for v in (args.N, args.D, args.tokens_per_param)):
+        raise BayesDistillError("--N, --D and --tokens-per-param predict supervised loss; a distilled "
+                                "student takes --N-S and --D-S instead")
+    if args.N_S is None or args.D_S is None:
+        raise BayesDistillError("give the student's size --N-S and distillation tokens --D-S")
+    by_size = args.N_T is not None or args.D_T is not None
+    if by_size == (args.L_T is not None) or (by_size and (args.N_T is None or args.D_T is None)):
+        raise BayesDistillError("give the teacher either as --L-T (its loss) or as both --N-T and --D-T "
+                                "(its size and training tokens)")
+    names = ("N_S", "D_S", *(("N_T", "D_T") if by_size else ("L_T",)))
+    arrays = [np.asarray(getattr(args, k), dtype=float) for k in names]
+    for k, a in zip(names, arrays):
+        if not np.all(np.isfinite(a) & (a > 0)):
+            bad = a[~(np.isfinite(a) & (a > 0))][0]
+            raise BayesDistillError(f"--{k.replace('_', '-')} must be positive and finite, got {bad:g}")
+    if args.grid:
+        arrays = [a.ravel() for a in np.meshgrid(*arrays, indexing="ij")]
+    lengths = {len(a) for a in arrays} - {1}
+    if len(lengths) > 1:
+        counts = ", ".join(f"--{k.replace('_', '-')} {len(a)}" for k, a in zip(names, arrays))
+        raise BayesDistillError(f"the student and teacher options have different numbers of values ({counts}): "
+                                "give equal numbers, single values, or --grid for every combination")
+    return dict(zip(names, np.broadcast_arrays(*arrays)))
+
+
+def _predict_student(args) -> int:
+    from .errors import BayesDistillError
+    from .report import fmt, fmt_interval, text_table
+
+    kw = _student_arrays(args)
+    post = _load(args.file)
+    if not post.is_distillation:
+        raise BayesDistillError(f"the student and teacher options (--N-S, --D-S, --N-T, --D-T, --L-T) need a "
+                                f"distillation posterior; {args.file} holds the supervised law {post.law.name!r}")
+    p = post.predict_student(**kw, seed=args.seed)
+    vs = post.student_vs_supervised(**kw)
+    for col in ("supervised_median", "supervised_q05", "supervised_q95", "teacher_median",
+                "p_distill_beats_supervised"):
+        p[col] = vs[col].to_numpy()
+    c = post.idata.constant_data
+    ranges = {k: (float(c[f"{k}_drun"].min()), float(c[f"{k}_drun"].max()))
+              for k in ("N", "D") if f"{k}_drun" in c}
+    p["in_range"] = True
+    for k, (lo, hi) in ranges.items():
+        p["in_range"] &= (p[f"{k}_S"] >= lo) & (p[f"{k}_S"] <= hi)
+    teacher = "N_T, D_T" if "N_T" in kw else "L_T"
+    if args.json:
+        _print_json({"file": args.file, "kind": "distillation", "teacher": teacher,
+                     "predictions": p.to_dict(orient="records")})
+        return 0
+    cols = ["N_T", "D_T"] if "N_T" in kw else []
+    rows = [[fmt(r["N_S"]) + ("" if r["in_range"] else " *"), fmt(r["D_S"]), *(fmt(r[k]) for k in cols),
+             fmt(r["teacher_median"], 4), fmt(r["median"], 4), fmt_interval(r["q05"], r["q95"], 4),
+             fmt_interval(r["pred_q05"], r["pred_q95"], 4), fmt(r["supervised_median"], 4),
+             fmt_interval(r["supervised_q05"], r["supervised_q95"], 4), f"{r['p_distill_beats_supervised']:.2f}"]
+            for _, r in p.iterrows()]
+    print(text_table(["N_S", "D_S", *cols, "L_T", "distilled", "law 90%", "new run 90%", "supervised",
+                      "law 90%", "P(distilled wins)"], rows))
+    print("\nloss in nats per token. 'distilled': the student distilled from the teacher on D_S tokens; "
+          "'supervised': the same student\ntrained on D_S tokens without a teacher; L_T: the teacher's loss "
+          "(median); 'P(distilled wins)': posterior\nprobability that the distilled student's (mean) loss is "
+          "the lower one.")
+    if not p["in_range"].all() and ranges:
+        print("* outside the fitted range of student sizes and tokens "
+              + ", ".join(f"{k}_S {fmt(lo)} to {fmt(hi)}" for k, (lo, hi) in ranges.items()) + ": extrapolation")
     return 0
 
 
@@ -329,15 +409,23 @@ def build_parser() -> argparse.ArgumentParser:
     _subparser(sub, "summary", cmd_summary, "show the summary table and the review of a saved posterior",
                ["bayesdistill summary posterior.nc", "bayesdistill summary posterior.nc --json"], [common, posterior])
 
-    p = _subparser(sub, "predict", cmd_predict, "predict the loss of models of N parameters trained on D tokens",
+    p = _subparser(sub, "predict", cmd_predict, "predict the loss of models of N parameters trained on D tokens, "
+                   "or (distillation posteriors) of a student distilled from a teacher",
                    ["bayesdistill predict posterior.nc --N 1e9 --D 2e10",
                     "bayesdistill predict posterior.nc --N 1e9 1e10 --tokens-per-param 20",
-                    "bayesdistill predict posterior.nc --N 1e9 1e10 --D 2e10 2e11 --grid --json"],
+                    "bayesdistill predict posterior.nc --N 1e9 1e10 --D 2e10 2e11 --grid --json",
+                    "bayesdistill predict joint.nc --N-S 5.46e8 --D-S 1.1e10 --N-T 1.82e9 --D-T 3.64e10",
+                    "bayesdistill predict joint.nc --N-S 1.43e8 --D-S 2.9e9 4.6e10 --L-T 2.2 2.5 --grid --json"],
                    [common, posterior])
-    p.add_argument("--N", nargs="+", type=float, required=True, help="model sizes (non-embedding parameters)")
+    p.add_argument("--N", nargs="+", type=float, help="model sizes (non-embedding parameters)")
     p.add_argument("--D", nargs="+", type=float, help="training tokens (paired with --N, or one value for all)")
     p.add_argument("--tokens-per-param", nargs="+", type=float, metavar="R", help="instead of --D: D = R * N")
-    p.add_argument("--grid", action="store_true", help="predict every combination of the N and D values")
+    p.add_argument("--grid", action="store_true", help="predict every combination of the values given")
+    for flag, what in (("N-S", "student sizes (non-embedding parameters)"), ("D-S", "student distillation tokens"),
+                       ("N-T", "teacher sizes (with --D-T; its loss then comes from the supervised law)"),
+                       ("D-T", "teacher training tokens"), ("L-T", "instead of --N-T, --D-T: the teacher's "
+                                                                   "loss (nats per token)")):
+        p.add_argument(f"--{flag}", nargs="+", type=float, metavar=flag.replace("-", "_"), help=what)
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default: %(default)s)")
 
     p = _subparser(sub, "optimal", cmd_optimal, "compute-optimal model size and tokens for a training budget",

@@ -120,7 +120,9 @@ def _make(name, params, fn, description):
         shears=BUSBRIDGE.shears + ((("A_prime", "alpha_prime", "N_S"), ("B_prime", "beta_prime", "D_S"))
                                    if "A_prime" in params else ()),
         description=description, supervised_params=sup, student_log_loss=fn,
-        products=(("c1", "f1"),) if "c1" in params else (),
+        products=(("c1", "f1", "d1"),) if "c1" in params else (),
+        outer=(("gamma", ("alpha", "beta")),) + ((("gamma_prime", ("alpha_prime", "beta_prime")),)
+                                                 if "alpha_prime" in params else ()),
     )
 
 

@@ -49,9 +49,18 @@ class Law:
         ``log(coef) - exponent * mean(log covariate)`` instead of
         ``log(coef)`` (``covariate`` is ``"N"``, ``"D"``, ``"N_S"`` or ``"D_S"``).
         The joint prior is unchanged (the shear has unit Jacobian).
-    products : tuple of (coef, partner)
+    products : tuple of (coef, partner) or (coef, partner, pivot)
         Coefficients identified only through a product: the sampler works on
-        ``log(coef * partner)`` instead of ``log(coef)`` (unit Jacobian too).
+        ``log(coef * partner)`` instead of ``log(coef)``, or, with a pivot, on
+        ``log(coef * partner) - log(pivot) / partner`` (the prefactor of a
+        broken power law ``coef * partner * (x / pivot)^(1 / partner)`` at
+        x = 1). Unit Jacobian too.
+    outer : tuple of (gamma, (exponents...))
+        Exponents inside a term raised to the power ``gamma``: the sampler
+        works on the effective exponents ``exponent * gamma`` (on the log
+        scale) and scales the matching sheared coefficients by ``gamma``,
+        which straightens the ridge along which only the products are
+        identified. An exact change of variables.
     description : str
         One line, shown in listings.
     """
@@ -63,6 +72,7 @@ class Law:
     shears: tuple = ()
     description: str = ""
     products: tuple = ()
+    outer: tuple = ()
 
     def __post_init__(self):
         missing = [p for p in self.params if p not in self.priors]
@@ -73,9 +83,12 @@ class Law:
                 raise LawError(f"law {self.name!r}: shear ({coef}, {expo}) names unknown coefficients")
             if cov not in COVARIATES:
                 raise LawError(f"law {self.name!r}: shear covariate must be one of {COVARIATES}, got {cov!r}")
-        for coef, partner in self.products:
-            if coef not in self.params or partner not in self.params:
-                raise LawError(f"law {self.name!r}: product ({coef}, {partner}) names unknown coefficients")
+        for coef, *others in self.products:
+            if coef not in self.params or any(o not in self.params for o in others) or len(others) not in (1, 2):
+                raise LawError(f"law {self.name!r}: product {(coef, *others)} names unknown coefficients")
+        for g, exps in self.outer:
+            if g not in self.params or any(e not in self.params for e in exps):
+                raise LawError(f"law {self.name!r}: outer ({g}, {exps}) names unknown coefficients")
 
     def __call__(self, theta, N, D):
         """Loss L(N, D) (not log) at coefficients ``theta``."""
@@ -89,6 +102,7 @@ class Law:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "shears": [list(s) for s in self.shears],
             "products": [list(s) for s in self.products],
+            "outer": [[g, list(e)] for g, e in self.outer],
             "description": self.description,
         }
 
@@ -178,7 +192,8 @@ def law_from_spec(spec: dict | str) -> Law:
         )
     priors = {k: Prior.from_dict(v) for k, v in spec["priors"].items()}
     return replace(base, priors=priors, shears=tuple(map(tuple, spec["shears"])),
-                   products=tuple(map(tuple, spec.get("products", []))))
+                   products=tuple(map(tuple, spec.get("products", []))),
+                   outer=tuple((g, tuple(e)) for g, e in spec.get("outer", [])))
 
 
 register_law(CHINCHILLA)

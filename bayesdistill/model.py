@@ -52,7 +52,7 @@ def resolve_priors(law: Law, noise: str, priors: dict | None) -> dict[str, Prior
         if name not in valid:
             raise LawError(f"priors: {name!r} is not a parameter of law {law.name!r}; valid names: {valid}")
         out[name] = Prior.from_dict(p)
-    log_scale = {c for c, _, _ in law.shears} | {c for c, _ in law.products}
+    log_scale = {c for c, _, _ in law.shears} | {c for c, *_ in law.products}
     for name in log_scale:
         if out[name].family not in LOG_SCALE_FAMILIES:
             raise LawError(
@@ -66,36 +66,55 @@ def resolve_priors(law: Law, noise: str, priors: dict | None) -> dict[str, Prior
 LOG_SCALE_FAMILIES = ("lognormal", "gamma", "halfnormal", "halfcauchy", "exponential")
 
 
-def _log_prior_dist(prior: Prior, shift):
-    """Distribution of log(X) - shift when X ~ prior (X positive, unbounded above)."""
+def _log_prior_dist(prior: Prior, shift, scale=1.0):
+    """Distribution of (log(X) - shift) * scale when X ~ prior (X positive, unbounded above)."""
     if prior.family == "lognormal":
-        return dist.Normal(prior.params["loc"] - shift, prior.params["scale"])
+        return dist.Normal((prior.params["loc"] - shift) * scale, prior.params["scale"] * scale)
     base = prior.to_numpyro()
-    return dist.TransformedDistribution(base, [T.ExpTransform().inv, T.AffineTransform(-shift, 1.0)])
+    return dist.TransformedDistribution(
+        base, [T.ExpTransform().inv, T.AffineTransform(-shift * scale, scale)])
 
 
 def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict) -> dict:
     """Sample every coefficient of ``law``; returns natural-unit values by name.
 
-    ``centre`` maps ``"N"``/``"D"`` to the mean log covariate (may be traced).
+    ``centre`` maps ``"N"``/``"D"`` (and ``"N_S"``/``"D_S"``) to the mean log
+    covariate (may be traced). Each reparameterisation below is an exact
+    change of variables, so the joint prior is the one the priors state:
+
+    - ``law.outer`` (gamma, exponents): an exponent with a lognormal prior is
+      sampled as log(exponent * gamma), the effective exponent of a term
+      raised to the power gamma, and a sheared coefficient of such an
+      exponent as gamma * (log coef - exponent * centre);
+    - ``law.products``: log(coef * partner) [- log(pivot) / partner];
+    - ``law.shears``: log(coef) - exponent * centre.
     """
     sheared = {coef: (expo, cov) for coef, expo, cov in law.shears}
-    products = dict(law.products)
+    products = {c: others for c, *others in law.products}
+    gamma_of = {e: g for g, exps in law.outer for e in exps}
+    effective = {e: g for e, g in gamma_of.items() if priors[e].family == "lognormal"}
     theta = {}
     for name in law.params:
-        if name not in sheared and name not in products:
+        if name not in sheared and name not in products and name not in effective:
             theta[name] = numpyro.sample(name, priors[name].to_numpyro())
-    for name, partner in products.items():
-        # log(coef * partner) = log(coef) - (-log(partner))
-        shift = -jnp.log(theta[partner])
-        z = numpyro.sample(f"log_{name}_{partner}", _log_prior_dist(priors[name], shift))
+    for expo, g in effective.items():
+        p = priors[expo].params
+        z = numpyro.sample(f"log_{expo}_{g}", dist.Normal(p["loc"] + jnp.log(theta[g]), p["scale"]))
+        theta[expo] = numpyro.deterministic(expo, jnp.exp(z) / theta[g])
+    for name, others in products.items():
+        # log(coef * partner) [- log(pivot) / partner] = log(coef) - shift
+        shift = -jnp.log(theta[others[0]])
+        if len(others) == 2:
+            shift = shift + jnp.log(theta[others[1]]) / theta[others[0]]
+        z = numpyro.sample(f"log_{name}_{'_'.join(others)}", _log_prior_dist(priors[name], shift))
         theta[name] = numpyro.deterministic(name, jnp.exp(z + shift))
     for name in law.params:
         if name in sheared:
             expo, cov = sheared[name]
             shift = theta[expo] * centre[cov]
-            z = numpyro.sample(f"log_{name}_c", _log_prior_dist(priors[name], shift))
-            theta[name] = numpyro.deterministic(name, jnp.exp(z + shift))
+            scale = theta[gamma_of[expo]] if expo in gamma_of else 1.0
+            z = numpyro.sample(f"log_{name}_c", _log_prior_dist(priors[name], shift, scale))
+            theta[name] = numpyro.deterministic(name, jnp.exp(z / scale + shift))
     return theta
 
 

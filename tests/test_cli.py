@@ -181,3 +181,87 @@ def test_console_script_declared():
 
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "bayesdistill"]
     assert ep.value == "bayesdistill.cli:main"
+
+
+# ------------------------------------------------- distilled students (predict with teacher options)
+@pytest.fixture(scope="module")
+def joint_file(tmp_path_factory):
+    """A tiny joint (distillation) posterior, fitted in-process and saved; it fails its review."""
+    import warnings
+
+    import bayesdistill as bd
+
+    sweep = bd.paper_sweep(seed=0)
+    sweep = pd.concat([sweep[sweep["kind"] == "supervised"].iloc[:60],
+                       sweep[sweep["kind"] == "distillation"].iloc[::6]], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bd.FitWarning)
+        post = bd.fit(sweep, law="distillation", chains=2, draws=30, warmup=30, seed=0, progress_bar=False)
+    return post.save(tmp_path_factory.mktemp("joint") / "joint.nc")
+
+
+STUDENT_KEYS = {"N_S", "D_S", "mean", "median", "q05", "q95", "pred_q05", "pred_q95", "supervised_median",
+                "supervised_q05", "supervised_q95", "teacher_median", "p_distill_beats_supervised", "in_range"}
+
+
+def test_predict_student_json(joint_file):
+    res = run_json("predict", joint_file, "--N-S", "1.43e8", "5.46e8", "--D-S", "1.1e10",
+                   "--N-T", "1.82e9", "--D-T", "3.64e10")
+    assert res["kind"] == "distillation" and res["teacher"] == "N_T, D_T" and res["file"] == str(joint_file)
+    rows = res["predictions"]
+    assert [r["N_S"] for r in rows] == [1.43e8, 5.46e8] and all(r["D_T"] == 3.64e10 for r in rows)
+    for r in rows:
+        assert set(r) == STUDENT_KEYS | {"N_T", "D_T"}
+        assert r["pred_q05"] < r["q05"] <= r["median"] <= r["q95"] < r["pred_q95"]
+        assert r["supervised_q05"] <= r["supervised_median"] <= r["supervised_q95"]
+        assert 0 <= r["p_distill_beats_supervised"] <= 1 and r["median"] > r["teacher_median"]
+        assert r["in_range"] is True
+    assert rows[1]["median"] < rows[0]["median"]  # the bigger student
+
+
+def test_predict_student_in_process(joint_file, capsys):
+    assert main(["predict", str(joint_file), "--N-S", "1.43e8", "--D-S", "2.9e9", "4.6e13",
+                 "--L-T", "2.2", "2.5", "--grid", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["teacher"] == "L_T" and len(res["predictions"]) == 4
+    assert set(res["predictions"][0]) == STUDENT_KEYS | {"L_T"}
+    assert [r["in_range"] for r in res["predictions"]] == [True, True, False, False]
+    assert main(["predict", str(joint_file), "--N-S", "1.43e8", "--D-S", "2.9e9", "--L-T", "2.2", "2.5"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[0].splitlines()
+    assert len(table) == 2 + 2 and "P(distilled wins)" in table[0] and "supervised" in table[0]
+    # no teacher options: a joint posterior still predicts supervised loss from --N and --D
+    assert main(["predict", str(joint_file), "--N", "1e9", "--D", "2e10", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["kind"] == "supervised" and set(res["predictions"][0]) >= {"N", "D", "median"}
+
+
+def test_predict_student_on_supervised_posterior(fitted):
+    out, _, _ = fitted
+    proc = run("predict", out, "--N-S", "1e8", "--D-S", "2e9", "--L-T", "2.5", check_rc=None)
+    assert_one_line_error(proc, "need a distillation posterior", "supervised law 'chinchilla'")
+
+
+def test_predict_student_errors(joint_file, capsys):
+    f = str(joint_file)
+    cases = [
+        (["--N-S", "1e8", "--D-S", "2e9"], "give the teacher either as --L-T"),
+        (["--N-S", "1e8", "--D-S", "2e9", "--N-T", "1e9"], "as both --N-T and --D-T"),
+        (["--N-S", "1e8", "--D-S", "2e9", "--L-T", "2.5", "--N-T", "1e9", "--D-T", "2e10"], "either as --L-T"),
+        (["--N-S", "1e8", "--L-T", "2.5"], "--N-S and distillation tokens --D-S"),
+        (["--N-S", "1e8", "0", "--D-S", "2e9", "--L-T", "2.5"], "--N-S must be positive and finite, got 0"),
+        (["--N-S", "1e8", "--D-S", "2e9", "--L-T", "-2.5"], "--L-T must be positive and finite, got -2.5"),
+        (["--N-S", "1e8", "2e8", "--D-S", "1e9", "2e9", "3e9", "--L-T", "2.5"], "--N-S 2, --D-S 3, --L-T 1"),
+        (["--N", "1e8", "--N-S", "1e8", "--D-S", "2e9", "--L-T", "2.5"], "predict supervised loss"),
+        ([], "give --N with --D or --tokens-per-param"),
+    ]
+    for argv, fragment in cases:
+        assert main(["predict", f, *argv]) == 2, argv
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+        assert len(err) == 1 and fragment in err[0], (argv, err)
+
+
+def test_predict_help_mentions_teachers():
+    text = run("predict", "--help").stdout
+    for flag in ("--N-S", "--D-S", "--N-T", "--D-T", "--L-T", "--L-T 2.2 2.5 --grid"):
+        assert flag in text
