@@ -16,6 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = {
     "supervised": "benchmarks.bench_supervised",
+    "distillation": "benchmarks.bench_distill",
 }
 
 
