@@ -395,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, default, what in (("chains", 4, "Markov chains"), ("draws", 1000, "draws per chain after warmup"),
                                 ("warmup", 1000, "warmup (adaptation) steps per chain"), ("seed", 0, "random seed")):
         p.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default: %(default)s)")
-    p.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default: %(default)s)")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance (default: 0.9 for supervised laws, 0.99 for distillation laws)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the sampler's progress bar (default: when stderr is a terminal)")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when the fit fails its review")

@@ -60,7 +60,7 @@ def fit(
     draws: int = 1000,
     warmup: int = 1000,
     seed: int = 0,
-    target_accept: float = 0.9,
+    target_accept: float | None = None,
     dense_mass: bool = True,
     chain_method: str = "vectorized",
     progress_bar: bool = True,
@@ -82,8 +82,10 @@ def fit(
         Distribution of log-loss scatter around the law.
     chains, draws, warmup, seed : int
         NUTS settings; the same inputs and seed give identical draws.
-    target_accept : float
+    target_accept : float, optional
         NUTS target acceptance probability (raise it if divergences appear).
+        Default 0.9 for supervised laws and 0.99 for distillation laws, whose
+        broken power law and weakly identified data term need small steps.
     dense_mass : bool
         Adapt a dense mass matrix (cheap for these few parameters).
     chain_method : {"vectorized", "sequential", "parallel"}
@@ -106,8 +108,10 @@ def fit(
     """
     sweep = read_sweep(sweep)
     law = get_law(law)
-    _check_settings(chains, draws, warmup, seed, target_accept)
     joint = isinstance(law, DistillationLaw)
+    if target_accept is None:
+        target_accept = 0.99 if joint else 0.9
+    _check_settings(chains, draws, warmup, seed, target_accept)
     pri = resolve_priors(law, noise, priors)
     rows = sweep.supervised
     if joint:
