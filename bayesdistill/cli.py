@@ -1,4 +1,4 @@
-"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | report | demo | datasets``.
+"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | recommend | report | demo | datasets``.
 
 Every subcommand takes ``--json`` to print one machine-readable JSON object
 on stdout instead of tables. Errors print one line ``error: ...`` on stderr
@@ -181,7 +181,9 @@ def cmd_predict(args) -> int:
     from .report import fmt, fmt_interval, text_table
 
     if any(getattr(args, k) is not None for k in STUDENT_OPTIONS):
-        return _predict_student(args)
+        from .cli_predict import predict_student
+
+        return predict_student(args)
     if args.N is None:
         raise BayesDistillError("give --N with --D or --tokens-per-param (supervised loss), or, for a "
                                 "distillation posterior, --N-S, --D-S and a teacher (--L-T, or --N-T and --D-T)")
@@ -215,81 +217,17 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _student_arrays(args) -> dict:
-    """The student and teacher options as equal-length arrays (checked, broadcast or gridded)."""
-    from .errors import BayesDistillError
-
-    if any(v is not None for v in (args.N, args.D, args.tokens_per_param)):
-        raise BayesDistillError("--N, --D and --tokens-per-param predict supervised loss; a distilled "
-                                "student takes --N-S and --D-S instead")
-    if args.N_S is None or args.D_S is None:
-        raise BayesDistillError("give the student's size --N-S and distillation tokens --D-S")
-    by_size = args.N_T is not None or args.D_T is not None
-    if by_size == (args.L_T is not None) or (by_size and (args.N_T is None or args.D_T is None)):
-        raise BayesDistillError("give the teacher either as --L-T (its loss) or as both --N-T and --D-T "
-                                "(its size and training tokens)")
-    names = ("N_S", "D_S", *(("N_T", "D_T") if by_size else ("L_T",)))
-    arrays = [np.asarray(getattr(args, k), dtype=float) for k in names]
-    for k, a in zip(names, arrays):
-        if not np.all(np.isfinite(a) & (a > 0)):
-            bad = a[~(np.isfinite(a) & (a > 0))][0]
-            raise BayesDistillError(f"--{k.replace('_', '-')} must be positive and finite, got {bad:g}")
-    if args.grid:
-        arrays = [a.ravel() for a in np.meshgrid(*arrays, indexing="ij")]
-    lengths = {len(a) for a in arrays} - {1}
-    if len(lengths) > 1:
-        counts = ", ".join(f"--{k.replace('_', '-')} {len(a)}" for k, a in zip(names, arrays))
-        raise BayesDistillError(f"the student and teacher options have different numbers of values ({counts}): "
-                                "give equal numbers, single values, or --grid for every combination")
-    return dict(zip(names, np.broadcast_arrays(*arrays)))
-
-
-def _predict_student(args) -> int:
-    from .errors import BayesDistillError
-    from .report import fmt, fmt_interval, text_table
-
-    kw = _student_arrays(args)
-    post = _load(args.file)
-    if not post.is_distillation:
-        raise BayesDistillError(f"the student and teacher options (--N-S, --D-S, --N-T, --D-T, --L-T) need a "
-                                f"distillation posterior; {args.file} holds the supervised law {post.law.name!r}")
-    p = post.predict_student(**kw, seed=args.seed)
-    vs = post.student_vs_supervised(**kw)
-    for col in ("supervised_median", "supervised_q05", "supervised_q95", "teacher_median",
-                "p_distill_beats_supervised"):
-        p[col] = vs[col].to_numpy()
-    c = post.idata.constant_data
-    ranges = {k: (float(c[f"{k}_drun"].min()), float(c[f"{k}_drun"].max()))
-              for k in ("N", "D") if f"{k}_drun" in c}
-    p["in_range"] = True
-    for k, (lo, hi) in ranges.items():
-        p["in_range"] &= (p[f"{k}_S"] >= lo) & (p[f"{k}_S"] <= hi)
-    teacher = "N_T, D_T" if "N_T" in kw else "L_T"
-    if args.json:
-        _print_json({"file": args.file, "kind": "distillation", "teacher": teacher,
-                     "predictions": p.to_dict(orient="records")})
-        return 0
-    cols = ["N_T", "D_T"] if "N_T" in kw else []
-    rows = [[fmt(r["N_S"]) + ("" if r["in_range"] else " *"), fmt(r["D_S"]), *(fmt(r[k]) for k in cols),
-             fmt(r["teacher_median"], 4), fmt(r["median"], 4), fmt_interval(r["q05"], r["q95"], 4),
-             fmt_interval(r["pred_q05"], r["pred_q95"], 4), fmt(r["supervised_median"], 4),
-             fmt_interval(r["supervised_q05"], r["supervised_q95"], 4), f"{r['p_distill_beats_supervised']:.2f}"]
-            for _, r in p.iterrows()]
-    print(text_table(["N_S", "D_S", *cols, "L_T", "distilled", "law 90%", "new run 90%", "supervised",
-                      "law 90%", "P(distilled wins)"], rows))
-    print("\nloss in nats per token. 'distilled': the student distilled from the teacher on D_S tokens; "
-          "'supervised': the same student\ntrained on D_S tokens without a teacher; L_T: the teacher's loss "
-          "(median); 'P(distilled wins)': posterior\nprobability that the distilled student's (mean) loss is "
-          "the lower one.")
-    if not p["in_range"].all() and ranges:
-        print("* outside the fitted range of student sizes and tokens "
-              + ", ".join(f"{k}_S {fmt(lo)} to {fmt(hi)}" for k, (lo, hi) in ranges.items()) + ": extrapolation")
-    return 0
-
-
 def cmd_optimal(args) -> int:
     from .optimal import compute_optimal
 
+    if args.student_size is not None:
+        from .cli_decide import cmd_optimal_distill
+
+        return cmd_optimal_distill(args)
+    if not args.file:
+        from .errors import BayesDistillError
+
+        raise BayesDistillError("give a posterior FILE (or --student-size for compute-optimal distillation)")
     post = _load(args.file)
     co = compute_optimal(post, args.budget, accounting=args.accounting)
     if args.json:
@@ -330,15 +268,33 @@ def cmd_demo(args) -> int:
     co = compute_optimal(post, [args.budget])
     nc = post.save(out / "posterior.nc")
     report, more = _capturing(write_report, post, out, budget=args.budget)
+    rec, decision, more2 = _demo_decision(out, args)
     seconds = time.perf_counter() - t0
     if args.json:
-        _print_json({"posterior": str(nc), "report": str(report), "seconds": seconds,
-                     "review": post.review().to_dict(), "optimal": co.to_dict(), "warnings": messages + more})
+        _print_json({"posterior": str(nc), "report": str(report), "decision_report": str(decision),
+                     "seconds": seconds, "review": post.review().to_dict(), "optimal": co.to_dict(),
+                     "recommendation": rec.to_dict(), "warnings": messages + more + more2})
         return 0
     print(f"\n{_banner(post.review())}{post.review()}\n")
     print(_optimal_text(co))
-    print(f"\nSaved the posterior to {nc} and the report to {report} ({seconds:.0f} s in all)")
+    print("\nDistillation: a budget recommendation from the shipped joint posterior (fitted to the SYNTHETIC "
+          "replica of the paper's sweep, not to measured runs):\n")
+    print(rec)
+    print(f"\nSaved the posterior to {nc}, the report to {report} and the decision to {decision} "
+          f"({seconds:.0f} s in all)")
     return 0
+
+
+def _demo_decision(out, args):
+    from .decide import recommend
+    from .report import write_decision
+    from .shipped import default_posterior
+
+    joint, m1 = _capturing(default_posterior)
+    rec, m2 = _capturing(recommend, joint, budget=args.decision_budget, student_size=args.student_size,
+                         scenarios=("teacher_inference", "pretraining_inference", "supervised"))
+    path, m3 = _capturing(write_decision, rec, joint, out)
+    return rec, path, m1 + m2 + m3
 
 
 def cmd_datasets(args) -> int:
@@ -366,6 +322,7 @@ def _subparser(sub, name, func, help, examples, parents):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayesdistill`` command."""
     from . import __version__
+    from .cli_decide import add_optimal_options, add_parsers
 
     parser = argparse.ArgumentParser(
         prog="bayesdistill",
@@ -429,11 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{flag}", nargs="+", type=float, metavar=flag.replace("-", "_"), help=what)
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default: %(default)s)")
 
-    p = _subparser(sub, "optimal", cmd_optimal, "compute-optimal model size and tokens for a training budget",
+    p = _subparser(sub, "optimal", cmd_optimal, "compute-optimal model size and tokens for a training budget; "
+                   "with --student-size, compute-optimal distillation (D_S, N_T, D_T) per posterior draw",
                    ["bayesdistill optimal posterior.nc --budget 1e21",
-                    "bayesdistill optimal posterior.nc --budget 1e20 1e21 1e22 --accounting 6ND --json"],
-                   [common, posterior, budget])
+                    "bayesdistill optimal posterior.nc --budget 1e20 1e21 1e22 --accounting 6ND --json",
+                    "bayesdistill optimal --budget 1e22 --student-size 1e9   (shipped default posterior)",
+                    "bayesdistill optimal joint.nc --budget 1e21 --student-size 3e8 --scenarios teacher_inference"],
+                   [common, budget])
+    p.add_argument("file", metavar="FILE", nargs="?", help="posterior file written by 'bayesdistill fit' "
+                   "(optional with --student-size: the shipped default distillation posterior)")
     p.add_argument("--budget", nargs="+", type=float, required=True, help="training budget(s) in FLOPs")
+    add_optimal_options(p)
 
     p = _subparser(sub, "report", cmd_report, "write a Markdown report with plots (report.md and PNGs)",
                    ["bayesdistill report posterior.nc --out report/",
@@ -448,9 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out", metavar="DIR", help="folder for posterior.nc, report.md and plots "
                    "(default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="2 chains x 200 draws (200 warmup): fast, not converged")
+    p.add_argument("--decision-budget", type=float, default=1e22, help="distillation decision: total FLOPs "
+                   "(default: %(default)g)")
+    p.add_argument("--student-size", type=float, default=1e9, help="distillation decision: student size "
+                   "(default: %(default)g)")
     p.add_argument("--budget", type=float, default=1e21, help="training budget in FLOPs (default: %(default)g)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
+    add_parsers(sub, common)
     _subparser(sub, "datasets", cmd_datasets, "list the shipped datasets (use them as DATA = shipped:NAME)",
                ["bayesdistill datasets", "bayesdistill datasets --json"], [common])
     return parser

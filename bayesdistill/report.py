@@ -318,3 +318,44 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
         title = file.removesuffix(".png")
         lines += [f"### {title}", "", caption, "", f"![{title}]({file})", ""]
     return _write_text(out / "report.md", "\n".join(lines))
+
+
+def write_decision(rec, post, out_dir, name: str = "decision.md") -> Path:
+    """Write a Markdown page for a :class:`~bayesdistill.decide.Recommendation` and its plots."""
+    from . import plots_decide
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    a = rec.allocation
+    lines = [f"# Distillation decision: {fmt(rec.budget)} FLOPs for a {fmt(rec.student_size)}-parameter student",
+             ""]
+    if not rec.review_ok:
+        lines += ["> **WARNING: THE FIT BEHIND THIS DECISION FAILED ITS REVIEW.** Do not act on it.", ""]
+    lines += [f"> {n}" for n in rec.notes] + ([""] if rec.notes else [])
+    lines += [f"Posterior: `{post.law.name}` law fitted to `{post.config.get('source', '?')}`; objective "
+              f"`{rec.objective}` over {post.n_draws} posterior draws.", "",
+              f"**Recommended: {rec.option}**"
+              + ("" if rec.option == "supervised" else f" with a teacher of {fmt(a['N_T'])} parameters "
+                 f"trained on {fmt(a['D_T'])} tokens") + f"; the student sees {fmt(a['D_S'])} tokens "
+              f"({a['tokens_per_param_S']:.1f} per parameter).", "",
+              f"- student loss: median {rec.loss_summary['median']:.4f}, 90% interval "
+              f"{fmt_interval(rec.loss_summary['q05'], rec.loss_summary['q95'], 4)}",
+              f"- P(distillation beats supervised training) = {rec.p_distill_beats_supervised:.2f}",
+              f"- plug-in answer (posterior-mean coefficients): `{rec.plugin['option']}`; expected regret "
+              f"of using it: {rec.plugin_regret:.2e} ({rec.objective})",
+              f"- status: {rec.status}", "", "Every option (its best allocation under the objective):", ""]
+    rows = [[k, "yes" if r["allowed"] else "reference", f"{r['loss_median']:.4f}",
+             fmt_interval(r["loss_q05"], r["loss_q95"], 4), fmt(r["D_S"]),
+             "" if k == "supervised" else fmt(r["N_T"]), "" if k == "supervised" else fmt(r["D_T"])]
+            for k, r in rec.options.iterrows()]
+    lines.append(markdown_table(["option", "allowed", "loss median", "90%", "D_S", "N_T", "D_T"], rows,
+                                align="llrrrrr"))
+    figures = [("decision_options.png", plots_decide.plot_option_losses(rec),
+                "Posterior distribution of each option's student loss."),
+               ("decision_shares.png", plots_decide.plot_shares(post, student_size=rec.student_size),
+                "Compute shares of training a teacher for this student, against budget (90% bands).")]
+    lines += ["", "## Plots", ""]
+    for file, fig, caption in figures:
+        _save_figure(fig, out / file)
+        lines += [caption, "", f"![{file}]({file})", ""]
+    return _write_text(out / name, "\n".join(lines))

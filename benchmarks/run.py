@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES = {
     "supervised": "benchmarks.bench_supervised",
     "distillation": "benchmarks.bench_distill",
+    "allocate": "benchmarks.bench_allocate",
 }
 
 

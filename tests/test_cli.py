@@ -129,7 +129,11 @@ def test_datasets(capsys):
 def test_demo_quick(tmp_path):
     res = run_json("demo", "--quick", "--out", tmp_path)
     assert (tmp_path / "posterior.nc").is_file() and (tmp_path / "report.md").is_file()
-    assert len(list(tmp_path.glob("*.png"))) == 5
+    assert len(list(tmp_path.glob("*.png"))) == 7          # 5 of the fit, 2 of the decision
+    assert (tmp_path / "decision.md").is_file() and "SYNTHETIC" in (tmp_path / "decision.md").read_text()
+    rec = res["recommendation"]
+    assert rec["option"] in ("teacher_inference", "pretraining_inference", "supervised")
+    assert 0 <= rec["p_distill_beats_supervised"] <= 1
     alloc = res["optimal"]["allocations"][0]
     assert alloc["budget"] == 1e21 and 1e8 < alloc["N_median"] < 1e11
     assert "review" in res and res["seconds"] > 0
@@ -137,7 +141,7 @@ def test_demo_quick(tmp_path):
 
 def test_help():
     proc = run("--help")
-    for command in ("fit", "summary", "predict", "optimal", "report", "demo", "datasets"):
+    for command in ("fit", "summary", "predict", "optimal", "recommend", "report", "demo", "datasets"):
         assert command in proc.stdout
     assert "examples:" in run("fit", "--help").stdout
 
