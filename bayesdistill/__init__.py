@@ -10,7 +10,7 @@ distillation per draw) -> :mod:`decide`, :mod:`planning`, :mod:`voi`
 
 __version__ = "0.1.0"
 
-from .allocate import allocate, best_teacher, choose_teacher, optimal  # noqa: E402
+from .allocate import allocate, optimal  # noqa: E402
 from .data import Sweep, read_sweep  # noqa: E402
 from .decide import Recommendation, recommend  # noqa: E402
 from .distill import DistillationLaw, paper_priors  # noqa: E402
@@ -31,6 +31,7 @@ from .posterior import Posterior, load  # noqa: E402
 from .priors import Prior  # noqa: E402
 from .replica import paper_sweep, simulate_sweep  # noqa: E402
 from .shipped import default_posterior  # noqa: E402
+from .teachers import best_teacher, choose_teacher  # noqa: E402
 from .voi import value_of_information  # noqa: E402
 
 __all__ = [

@@ -33,6 +33,7 @@ def run() -> dict:
     import jax
     import numpy as np
 
+    from bayesdistill.allocate_scipy import allocate_slsqp
     from bayesdistill.distill import DISTILLATION
 
     al = importlib.import_module("bayesdistill.allocate")  # the package exports a function of the same name
@@ -54,13 +55,13 @@ def run() -> dict:
     finally:
         jax.config.update("jax_enable_compilation_cache", cache)
     one = {k: v[:1] for k, v in theta.items()}
-    al.allocate_slsqp(DISTILLATION, {k: v[0] for k, v in one.items()}, BUDGET, STUDENT, SCENARIOS[0])  # jit warm-up
+    allocate_slsqp(DISTILLATION, {k: v[0] for k, v in one.items()}, BUDGET, STUDENT, SCENARIOS[0])  # jit warm-up
     for sc in SCENARIOS:
         t = time.perf_counter()
         al.allocate(DISTILLATION, theta, BUDGET, STUDENT, sc)
         warm = time.perf_counter() - t
         t = time.perf_counter()
-        ref = np.array([al.allocate_slsqp(DISTILLATION, {k: v[i] for k, v in theta.items()}, BUDGET, STUDENT, sc)["loss"]
+        ref = np.array([allocate_slsqp(DISTILLATION, {k: v[i] for k, v in theta.items()}, BUDGET, STUDENT, sc)["loss"]
                         for i in range(N_SLSQP)])
         per_draw = (time.perf_counter() - t) / N_SLSQP
         wall, res = first[sc]

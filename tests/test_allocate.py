@@ -17,12 +17,14 @@ import pandas as pd
 import pytest
 
 import bayesdistill as bd
+from bayesdistill.allocate_scipy import allocate_slsqp
 from bayesdistill.distill import DISTILLATION, TABLE6
 from bayesdistill.errors import BayesDistillError
 from bayesdistill.flops import distillation_flops_parts, forward_flops
 from bayesdistill.posterior import Posterior
 from bayesdistill.replica import TABLE6 as TABLE6_PROXY
 from bayesdistill.replica import student_loss, supervised_loss
+from bayesdistill.teachers import best_teacher, choose_teacher
 
 al = importlib.import_module("bayesdistill.allocate")  # ``bayesdistill.allocate`` is also a function
 DISTILL = ("best_case", "teacher_inference", "teacher_pretraining", "pretraining_inference")
@@ -59,7 +61,7 @@ def test_matches_slsqp(scenario):
     for budget, student in ((1e20, 1e8), (1e23, 3e9)):
         res = run(scenario, budget, student)
         for i in (0, 3):
-            ref = al.allocate_slsqp(DISTILLATION, coef(i), budget, student, scenario)
+            ref = allocate_slsqp(DISTILLATION, coef(i), budget, student, scenario)
             assert ref["n_success"] >= 3
             assert abs(res["loss"][i] / ref["loss"] - 1) < 1e-3, (budget, i, res["loss"][i], ref)
             # the answer is self-consistent: its loss is the law's (float64, numpy) at its allocation
@@ -226,7 +228,7 @@ TEACHERS = pd.DataFrame({"N_T": [5e8, 2e9, 8e9, 1e16], "D_T": [1e12, 4e12, 2e12,
 
 def test_choose_teacher_matches_brute_force():
     budget, student = 1e21, 3e8
-    res = al.choose_teacher(DISTILLATION, THETA, TEACHERS, budget, student)
+    res = choose_teacher(DISTILLATION, THETA, TEACHERS, budget, student)
     d_s = budget / (3 * forward_flops(student) + forward_flops(TEACHERS["N_T"].to_numpy()))
     assert d_s[-1] < 1e6 and not np.any(res["teacher"] == 3)  # the 1e16 teacher's logits are unaffordable
     for i in range(4):
@@ -235,20 +237,20 @@ def test_choose_teacher_matches_brute_force():
         assert res["teacher"][i] == np.argmin(losses)
         assert res["loss"][i] == pytest.approx(min(losses), rel=1e-5)
         assert res["D_S"][i] == pytest.approx(d_s[np.argmin(losses)], rel=1e-9)
-    free = al.choose_teacher(DISTILLATION, THETA, TEACHERS, budget, student, pay_logits=False)
+    free = choose_teacher(DISTILLATION, THETA, TEACHERS, budget, student, pay_logits=False)
     assert np.all(free["D_S"] == pytest.approx(budget / (3 * forward_flops(student))))
     assert np.all(free["loss"] <= res["loss"])
 
 
 def test_choose_teacher_given_losses():
     measured = pd.DataFrame({"L_T": [2.4, 2.1], "N_T": [1e9, 1e10]})
-    res = al.choose_teacher(DISTILLATION, THETA, measured, 1e22, 1e9)
+    res = choose_teacher(DISTILLATION, THETA, measured, 1e22, 1e9)
     np.testing.assert_allclose(res["L_T"], measured["L_T"].to_numpy()[res["teacher"]], rtol=1e-6)
     with pytest.raises(BayesDistillError, match="N_T"):
-        al.choose_teacher(DISTILLATION, THETA, [{"L_T": 2.2}], 1e22, 1e9)
-    only_loss = al.choose_teacher(DISTILLATION, THETA, [{"L_T": 2.2}, {"L_T": 2.0}], 1e22, 1e9, pay_logits=False)
+        choose_teacher(DISTILLATION, THETA, [{"L_T": 2.2}], 1e22, 1e9)
+    only_loss = choose_teacher(DISTILLATION, THETA, [{"L_T": 2.2}, {"L_T": 2.0}], 1e22, 1e9, pay_logits=False)
     assert set(only_loss["teacher"]) <= {0, 1}
     with pytest.raises(BayesDistillError, match="L_T"):
-        al.choose_teacher(DISTILLATION, THETA, [{"D_T": 1e12}], 1e22, 1e9, pay_logits=False)
-    frame = al.best_teacher(posterior(), TEACHERS, budget=1e21, student_size=3e8)
+        choose_teacher(DISTILLATION, THETA, [{"D_T": 1e12}], 1e22, 1e9, pay_logits=False)
+    frame = best_teacher(posterior(), TEACHERS, budget=1e21, student_size=3e8)
     assert len(frame) == 4 and sum(frame.attrs["p_best"].values()) == pytest.approx(1.0)
