@@ -7,11 +7,27 @@ coefficient is also recorded in natural units under its own name.
 
 Noise on log loss is Student-t by default (robust to the odd diverged run) or
 Gaussian, with its scale ``sigma`` (and degrees of freedom ``nu``) learnt.
+
+With ``discrepancy="distance"`` (the default of :func:`bayesdistill.fit`) the
+noise scale of a run also grows with its distance ``d`` from the centre of the
+fitted runs: ``sqrt(sigma^2 + (tau * d)^2)``, where ``d`` is the Euclidean
+distance in log N and log D, each standardised by the fitted runs' mean and
+standard deviation (see :func:`distance_geometry`). It is the marginal
+variance of a random linear misfit of the law, ``delta = b . z`` with ``b ~
+N(0, tau^2 I)``: one constant ``sigma`` describes the scatter between runs but
+not the law's misfit far from the data, and makes extrapolations
+overconfident. ``tau`` is learnt from how residuals grow towards the edges of
+the sweep; it is in log-loss units per standard deviation of the fitted runs'
+log N / log D: the misfit part of the noise has standard deviation ``tau * d``
+(``tau = 0.01``: ~1% of the loss one standard deviation from the centre, ~3%
+at three), added in quadrature to ``sigma``. Its default prior is
+HalfNormal(0.01).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import transforms as T
@@ -21,6 +37,10 @@ from .laws import Law
 from .priors import Prior
 
 NOISE_KINDS = ("student_t", "normal")
+#: ``"none"``: one noise scale ``sigma``; ``"distance"``: it grows with the distance from the fitted runs
+DISCREPANCY_KINDS = ("distance", "none")
+#: the noise-scale site of each kind of run and its discrepancy site
+DISCREPANCY_SITES = {"sigma": "tau", "sigma_distill": "tau_distill"}
 
 NOISE_PRIORS = {
     "sigma": Prior("halfnormal", {"scale": 0.05},
@@ -29,24 +49,42 @@ NOISE_PRIORS = {
                            "scatter of the student's log loss between distillation runs"),
     "nu": Prior("gamma", {"concentration": 2.0, "rate": 0.1},
                 "Student-t degrees of freedom (Juarez & Steel 2010); mean 20"),
+    "tau": Prior("halfnormal", {"scale": 0.01},
+                 "misfit of the law per standard deviation of distance from the fitted runs "
+                 "(discrepancy='distance'): sd tau*d of log loss, in quadrature with sigma; "
+                 "0.01 is ~1% at 1 sd, ~3% at 3 sd"),
+    "tau_distill": Prior("halfnormal", {"scale": 0.01},
+                         "the same for the student runs, in their standardised log N_S, log D_S"),
 }
 
+#: priors allowed on the discrepancy scales (support [0, inf))
+DISCREPANCY_FAMILIES = ("halfnormal", "halfcauchy", "exponential", "gamma", "lognormal")
 
-def site_names(law: Law, noise: str) -> list[str]:
+
+def site_names(law: Law, noise: str, discrepancy: str = "none") -> list[str]:
     """Names a user may give custom priors for."""
     names = list(law.params) + ["sigma"]
     if hasattr(law, "student_log_loss"):
         names.append("sigma_distill")
     if noise == "student_t":
         names.append("nu")
+    if discrepancy == "distance":
+        names += [DISCREPANCY_SITES[s] for s in names if s in DISCREPANCY_SITES]
     return names
 
 
-def resolve_priors(law: Law, noise: str, priors: dict | None) -> dict[str, Prior]:
+def check_discrepancy(discrepancy) -> str:
+    """``discrepancy`` if it is a known kind, else a :class:`LawError` listing the kinds."""
+    if discrepancy not in DISCREPANCY_KINDS:
+        raise LawError(f"unknown discrepancy {discrepancy!r}; choose from {list(DISCREPANCY_KINDS)}")
+    return discrepancy
+
+
+def resolve_priors(law: Law, noise: str, priors: dict | None, discrepancy: str = "none") -> dict[str, Prior]:
     """Default priors overridden by ``priors``; unknown site names are rejected."""
     if noise not in NOISE_KINDS:
         raise LawError(f"unknown noise {noise!r}; choose from {list(NOISE_KINDS)}")
-    valid = site_names(law, noise)
+    valid = site_names(law, noise, check_discrepancy(discrepancy))
     out = {**law.priors, **{k: NOISE_PRIORS[k] for k in valid if k in NOISE_PRIORS}}
     for name, p in (priors or {}).items():
         if name not in valid:
@@ -58,6 +96,12 @@ def resolve_priors(law: Law, noise: str, priors: dict | None) -> dict[str, Prior
             raise LawError(
                 f"priors: {name!r} is sampled on the log scale and needs a prior with support "
                 f"(0, inf), one of {list(LOG_SCALE_FAMILIES)}; got {out[name].family!r}"
+            )
+    for name in DISCREPANCY_SITES.values():
+        if name in out and out[name].family not in DISCREPANCY_FAMILIES:
+            raise LawError(
+                f"priors: {name!r} is a noise scale and needs a prior on [0, inf), one of "
+                f"{list(DISCREPANCY_FAMILIES)}; got {out[name].family!r}"
             )
     return out
 
@@ -118,18 +162,82 @@ def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict) -> dic
     return theta
 
 
-def make_model(law: Law, priors: dict[str, Prior], noise: str):
+#: smallest standard deviation of log N or log D used to standardise distances (a sweep at one size)
+MIN_LOG_SCALE = 0.1
+
+
+def distance_geometry(logN, logD, suffix: str = "") -> dict[str, float]:
+    """Location and scale of log N and log D of the fitted runs, for :func:`distance_sq`.
+
+    Keys ``loc_logN{suffix}``, ``scale_logN{suffix}``, ``loc_logD{suffix}``,
+    ``scale_logD{suffix}`` (mean and standard deviation, the latter at least
+    ``MIN_LOG_SCALE``); :func:`bayesdistill.fit` stores them in
+    ``Posterior.centre`` (suffix ``"_S"`` for the student runs of a joint fit).
+    """
+    out = {}
+    for cov, x in (("N", logN), ("D", logD)):
+        x = np.asarray(x, dtype=float)
+        out[f"loc_log{cov}{suffix}"] = float(x.mean())
+        out[f"scale_log{cov}{suffix}"] = max(float(x.std()), MIN_LOG_SCALE)
+    return out
+
+
+def distance_sq(logN, logD, centre, suffix: str = ""):
+    """Squared distance of points from the fitted runs' centre, in standardised log N and log D."""
+    zN = (logN - centre[f"loc_logN{suffix}"]) / centre[f"scale_logN{suffix}"]
+    zD = (logD - centre[f"loc_logD{suffix}"]) / centre[f"scale_logD{suffix}"]
+    return zN ** 2 + zD ** 2
+
+
+def noise_scale(sigma, tau, d2):
+    """Noise scale ``sqrt(sigma^2 + tau^2 d^2)`` at squared distance ``d2`` (``tau=None``: ``sigma``)."""
+    return sigma if tau is None else jnp.sqrt(sigma ** 2 + tau ** 2 * d2)
+
+
+#: half-distributions of a discrepancy scale, sampled as the absolute value of the symmetric law
+_SIGNED = {"halfnormal": dist.Normal, "halfcauchy": dist.Cauchy}
+
+
+def _sample_discrepancy(site, prior):
+    """Sample a discrepancy scale ``site`` from ``prior``.
+
+    Only ``tau^2`` enters the model, so a half-normal (half-Cauchy) ``tau`` is
+    sampled exactly as ``|t|`` with ``t ~ Normal(0, scale)`` (Cauchy) in the
+    site ``{site}_signed``: on the log scale, a ``tau`` the data cannot tell
+    from 0 leaves a long tail towards log 0 that NUTS mixes through slowly
+    (ESS ~10% of the draws on a well-specified sweep); the signed version has
+    no boundary there. ``tau`` itself is recorded as a deterministic site.
+    """
+    if prior.family in _SIGNED:
+        t = numpyro.sample(f"{site}_signed", _SIGNED[prior.family](0.0, prior.params["scale"]))
+        return numpyro.deterministic(site, jnp.abs(t))
+    return numpyro.sample(site, prior.to_numpyro())
+
+
+def _scale_site(site, priors, discrepancy, logN, logD, centre, suffix=""):
+    """Sample the noise scale ``site`` (and its discrepancy site); the per-run scale."""
+    sigma = numpyro.sample(site, priors[site].to_numpyro())
+    if discrepancy == "none":
+        return sigma
+    tau_site = DISCREPANCY_SITES[site]
+    tau = _sample_discrepancy(tau_site, priors[tau_site])
+    return noise_scale(sigma, tau, distance_sq(logN, logD, centre, suffix))
+
+
+def make_model(law: Law, priors: dict[str, Prior], noise: str, discrepancy: str = "none"):
     """A numpyro model ``model(logN, logD, centre, log_loss=None)`` for a supervised law.
 
     ``centre`` is ``{"N": mean log N, "D": mean log D}`` of the fitted runs (an
-    argument, not a constant, so compiled samplers are reused across sweeps).
+    argument, not a constant, so compiled samplers are reused across sweeps),
+    plus :func:`distance_geometry` for ``discrepancy="distance"``.
     With ``log_loss=None`` the same function draws from the prior predictive.
     """
+    check_discrepancy(discrepancy)
 
     def model(logN, logD, centre, log_loss=None):
         theta = sample_coefficients(law, priors, centre)
         mu = law.log_loss(theta, logN, logD)
-        sigma = numpyro.sample("sigma", priors["sigma"].to_numpyro())
+        sigma = _scale_site("sigma", priors, discrepancy, logN, logD, centre)
         if noise == "student_t":
             nu = numpyro.sample("nu", priors["nu"].to_numpyro())
             lik = dist.StudentT(nu, mu, sigma)
@@ -146,7 +254,7 @@ def _noise_dist(noise, nu, mu, sigma):
 
 
 def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: float = 0.0,
-                     n_teachers: int = 0):
+                     n_teachers: int = 0, discrepancy: str = "none"):
     """A numpyro model for a :class:`~bayesdistill.distill.DistillationLaw`.
 
     ``model(sup, dis, centre, log_loss=None, log_loss_student=None)`` where
@@ -158,13 +266,16 @@ def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: f
     measured it comes from the supervised law at (N_T, D_T), so its
     uncertainty propagates into the student's prediction. Supervised and
     distillation runs have their own noise scales ``sigma`` and
-    ``sigma_distill``.
+    ``sigma_distill`` (with ``discrepancy="distance"``, growing with the
+    distance from the supervised runs in log N, log D at rate ``tau`` and from
+    the student runs in log N_S, log D_S at rate ``tau_distill``).
     """
+    check_discrepancy(discrepancy)
 
     def model(sup, dis, centre, log_loss=None, log_loss_student=None):
         theta = sample_coefficients(law, priors, centre)
-        sigma = numpyro.sample("sigma", priors["sigma"].to_numpyro())
-        sigma_d = numpyro.sample("sigma_distill", priors["sigma_distill"].to_numpyro())
+        sigma = _scale_site("sigma", priors, discrepancy, sup["logN"], sup["logD"], centre)
+        sigma_d = _scale_site("sigma_distill", priors, discrepancy, dis["logN_S"], dis["logD_S"], centre, "_S")
         nu = numpyro.sample("nu", priors["nu"].to_numpyro()) if noise == "student_t" else None
         if sup["logN"].shape[0]:
             mu = law.log_loss(theta, sup["logN"], sup["logD"])

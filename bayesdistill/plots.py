@@ -92,12 +92,11 @@ def bands(post, N, D, seed: int = 0) -> pd.DataFrame:
     N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
     mu = np.asarray(post.log_loss_draws(N, D), dtype=float)
     rng = np.random.default_rng(seed)
-    d = post.draws(["sigma", "nu"] if post.noise == "student_t" else ["sigma"])
     if post.noise == "student_t":
-        eps = rng.standard_t(d["nu"][:, None], size=mu.shape)
+        eps = rng.standard_t(post.draws(["nu"])["nu"][:, None], size=mu.shape)
     else:
         eps = rng.standard_normal(mu.shape)
-    law, pred = np.exp(mu), np.exp(mu + d["sigma"][:, None] * eps)
+    law, pred = np.exp(mu), np.exp(mu + np.asarray(post.noise_scale(N, D)) * eps)  # grows with the discrepancy
     q05, med, q95 = np.quantile(law, [0.05, 0.5, 0.95], axis=0)
     p05, p95 = np.quantile(pred, [0.05, 0.95], axis=0)
     return pd.DataFrame({"N": N, "D": D, "median": med, "q05": q05, "q95": q95,

@@ -8,8 +8,10 @@ netCDF with the law specification as JSON in the attributes (no pickle).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,10 +24,28 @@ import pandas as pd
 from . import __version__
 from .errors import BayesDistillError, PosteriorFileError
 from .laws import Law, law_from_spec
+from .model import DISCREPANCY_SITES, distance_sq, noise_scale
 from .priors import Prior
 from .review import Review, review_idata
 
 ATTR = "bayesdistill_spec"
+#: SHA-256 of the spec and every stored value, written by ``save`` and checked by ``load``
+DIGEST_ATTR = "bayesdistill_sha256"
+
+
+def _digest(idata, spec_json: str) -> str:
+    """SHA-256 of the spec and of every data variable of every group, in a form that survives netCDF."""
+    h = hashlib.sha256(spec_json.encode())
+    for group in sorted(idata.groups()):
+        ds = getattr(idata, group)
+        for name in sorted(ds.data_vars):
+            v = np.asarray(ds[name].values)
+            h.update(f"|{group}/{name}{v.shape}".encode())
+            if v.dtype.kind in "USO":  # strings come back as objects
+                h.update("\x1f".join(map(str, v.ravel())).encode())
+            else:
+                h.update(np.ascontiguousarray(v.astype(np.uint8) if v.dtype.kind == "b" else v).tobytes())
+    return h.hexdigest()
 
 
 def positive_array(x, name):
@@ -57,7 +77,13 @@ class Posterior:
     def param_names(self) -> list[str]:
         """Coefficients (natural units) and noise parameters."""
         noise = ["sigma"] + (["sigma_distill"] if self.is_distillation else [])
-        return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else [])]
+        tau = [DISCREPANCY_SITES[s] for s in noise] if self.discrepancy == "distance" else []
+        return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else []), *tau]
+
+    @property
+    def discrepancy(self) -> str:
+        """``"distance"`` (noise grows away from the fitted runs) or ``"none"`` (fits saved before the option)."""
+        return self.config.get("discrepancy", "none")
 
     @property
     def is_distillation(self) -> bool:
@@ -103,12 +129,37 @@ class Posterior:
         return out.join(diag[["ess_bulk", "ess_tail", "r_hat"]])
 
     # -------------------------------------------------------- predictions
-    def noise_draws(self, key, shape, scale: str = "sigma"):
-        """Run-to-run noise on log loss, one row per draw; ``scale`` names the noise-scale site."""
-        d = self.draws([scale, "nu"] if self.noise == "student_t" else [scale])
-        sigma = jnp.asarray(d[scale])[:, None]
+    def noise_scale(self, N=None, D=None, scale: str = "sigma") -> jnp.ndarray:
+        """Noise scale of log loss per draw (rows) at points ``(N, D)`` (columns).
+
+        ``scale`` names the noise-scale site (``"sigma"``, or ``"sigma_distill"``
+        for distilled students, whose ``N, D`` are ``N_S, D_S``). Without a
+        discrepancy it is ``sigma`` (shape (n_draws, 1), the points are not
+        needed); with ``discrepancy="distance"`` it is ``sqrt(sigma^2 + (tau
+        d)^2)`` at each point's distance ``d`` from the fitted runs, exactly as
+        in the model.
+        """
+        sigma = jnp.asarray(self.draws([scale])[scale])[:, None]
+        if self.discrepancy == "none":
+            return sigma
+        if N is None or D is None:
+            raise BayesDistillError(f"this posterior's noise grows with the distance from the fitted runs "
+                                    f"(discrepancy={self.discrepancy!r}): give the points N and D")
+        tau_site = DISCREPANCY_SITES[scale]
+        tau = jnp.asarray(self.draws([tau_site])[tau_site])[:, None]
+        logN = jnp.log(jnp.asarray(np.asarray(N, dtype=float).reshape(-1)))[None, :]
+        logD = jnp.log(jnp.asarray(np.asarray(D, dtype=float).reshape(-1)))[None, :]
+        return noise_scale(sigma, tau, distance_sq(logN, logD, self.centre, "_S" if scale == "sigma_distill" else ""))
+
+    def noise_draws(self, key, shape, scale: str = "sigma", N=None, D=None):
+        """Run-to-run noise on log loss, one row per draw and one column per point ``(N, D)``.
+
+        ``scale`` names the noise-scale site; the points matter only with a
+        discrepancy (see :meth:`noise_scale`).
+        """
+        sigma = self.noise_scale(N, D, scale)
         if self.noise == "student_t":
-            eps = jax.random.t(key, jnp.asarray(d["nu"])[:, None], shape)
+            eps = jax.random.t(key, jnp.asarray(self.draws(["nu"])["nu"])[:, None], shape)
         else:
             eps = jax.random.normal(key, shape)
         return sigma * eps
@@ -134,11 +185,13 @@ class Posterior:
         -------
         pandas.DataFrame
             ``N, D, mean, median, q05, q95`` (the law's loss over the posterior)
-            and ``pred_q05, pred_q95`` (a new run's loss, noise included).
+            and ``pred_q05, pred_q95`` (a new run's loss, noise included: with
+            ``discrepancy="distance"`` the noise grows with the distance of
+            ``(N, D)`` from the fitted runs, see :meth:`noise_scale`).
         """
         N, D = np.broadcast_arrays(positive_array(N, "N"), positive_array(D, "D"))
         mu = self.log_loss_draws(N, D)
-        pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape)
+        pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape, N=N, D=D)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         L, P = np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))
         tag = f"{lo * 100:02.0f}", f"{hi * 100:02.0f}"
@@ -191,7 +244,9 @@ class Posterior:
         """Write the posterior to a netCDF file, atomically (old file intact on failure)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.idata.posterior.attrs[ATTR] = json.dumps(self.spec())
+        spec = json.dumps(self.spec())
+        self.idata.posterior.attrs[ATTR] = spec
+        self.idata.posterior.attrs[DIGEST_ATTR] = _digest(self.idata, spec)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -211,6 +266,32 @@ class Posterior:
                 f"chains={p.sizes['chain']}, draws={p.sizes['draw']}, review={'ok' if self.review().ok else 'FAILED'})")
 
 
+def _read_netcdf(path: Path):
+    """``(idata, None)``, or ``(None, error name)`` when arviz cannot read the file.
+
+    Eager: every value is read now, so a corrupted data chunk fails here (lazily it would fail on
+    first use with a bare h5py error) and the file is closed. A half-opened h5netcdf ``File`` of a
+    corrupted file raises again from its ``__del__`` when the exception is released, at the end of
+    the ``except`` clause (printed as "Exception ignored in ..."); that noise is dropped.
+    """
+    hook = sys.unraisablehook
+
+    def quiet(unraisable):
+        if not getattr(unraisable.object, "__module__", "").startswith("h5netcdf"):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        try:
+            with az.rc_context({"data.load": "eager"}):
+                return az.from_netcdf(path, engine="h5netcdf"), None
+        except Exception as exc:
+            error = type(exc).__name__
+        return None, error
+    finally:
+        sys.unraisablehook = hook
+
+
 def load(path) -> Posterior:
     """Read a posterior written by :meth:`Posterior.save`.
 
@@ -223,12 +304,9 @@ def load(path) -> Posterior:
     path = Path(path)
     if not path.is_file():
         raise PosteriorFileError(f"posterior file not found: {path}")
-    try:
-        idata = az.from_netcdf(path, engine="h5netcdf")
-    except Exception as exc:
-        raise PosteriorFileError(
-            f"{path} is not a readable posterior file (truncated or corrupted?): {type(exc).__name__}"
-        ) from None
+    idata, error = _read_netcdf(path)
+    if error:
+        raise PosteriorFileError(f"{path} is not a readable posterior file (truncated or corrupted?): {error}")
     for group in ("posterior", "observed_data", "constant_data"):
         if group not in idata.groups():
             raise PosteriorFileError(f"{path} has no {group!r} group; it was not written by bayesdistill")
@@ -247,4 +325,8 @@ def load(path) -> Posterior:
     missing = [n for n in post.param_names if n not in idata.posterior]
     if missing:
         raise PosteriorFileError(f"{path}: posterior lacks the parameters {missing}")
+    stored = idata.posterior.attrs.get(DIGEST_ATTR)  # absent in files of older versions
+    if stored is not None and stored != _digest(idata, raw):
+        raise PosteriorFileError(f"{path} is corrupted: its contents do not match the checksum written "
+                                 "when it was saved (damaged on disk or in transfer, or edited)")
     return post

@@ -66,7 +66,8 @@ def predict_student(post, N_S, D_S, N_T=None, D_T=None, L_T=None, *, seed=0) -> 
     pred_q05, pred_q95``) after the student and teacher columns.
     """
     mu, log_lt, b = student_log_loss_draws(post, N_S, D_S, N_T, D_T, L_T)
-    pred = mu + post.noise_draws(jax.random.PRNGKey(seed), mu.shape, scale="sigma_distill")
+    pred = mu + post.noise_draws(jax.random.PRNGKey(seed), mu.shape, scale="sigma_distill",
+                                 N=b["N_S"], D=b["D_S"])
     df = pd.DataFrame({k: v for k, v in b.items()})
     for k, v in _stats(np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))).items():
         df[k] = v

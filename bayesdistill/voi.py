@@ -70,12 +70,15 @@ def _check_runs(runs) -> pd.DataFrame:
 
 
 def _predictive_log_loss(post, row):
-    """Per-draw law log loss of the run and its noise-scale name."""
+    """Per-draw law log loss of the run and its noise scale (with the discrepancy at its distance)."""
     if row["kind"] == "supervised":
-        return np.asarray(post.log_loss_draws([row["N"]], [row["D"]]))[:, 0], "sigma"
+        N, D = [row["N"]], [row["D"]]
+        return (np.asarray(post.log_loss_draws(N, D))[:, 0],
+                np.asarray(post.noise_scale(N, D, "sigma"), dtype=float)[:, 0])
     teacher = ({"L_T": row["L_T"]} if pd.notna(row.get("L_T")) else {"N_T": row["N_T"], "D_T": row["D_T"]})
     mu, _, _ = student_log_loss_draws(post, row["N_S"], row["D_S"], **teacher)
-    return np.asarray(mu)[:, 0], "sigma_distill"
+    scale = np.asarray(post.noise_scale([row["N_S"]], [row["D_S"]], "sigma_distill"), dtype=float)[:, 0]
+    return np.asarray(mu)[:, 0], scale
 
 
 def value_of_information(posterior, runs, *, budget, student_size, scenarios=DEFAULT_SCENARIOS,
@@ -126,8 +129,7 @@ def value_of_information(posterior, runs, *, budget, student_size, scenarios=DEF
     eps = rng.standard_t(nu[k]) if nu is not None else rng.standard_normal(len(k))
     out = []
     for _, row in runs.iterrows():
-        mu, scale = _predictive_log_loss(posterior, row)
-        sigma = posterior.draws([scale])[scale]
+        mu, sigma = _predictive_log_loss(posterior, row)
         y = mu[k] + sigma[k] * eps                                   # simulated outcomes
         z = (y[:, None] - mu[None, :]) / sigma[None, :]
         ll = (stats.t.logpdf(z, nu[None, :]) if nu is not None else stats.norm.logpdf(z)) - np.log(sigma)[None, :]

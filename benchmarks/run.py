@@ -18,6 +18,7 @@ BENCHES = {
     "supervised": "benchmarks.bench_supervised",
     "distillation": "benchmarks.bench_distill",
     "allocate": "benchmarks.bench_allocate",
+    "calibration": "benchmarks.bench_calibration",
 }
 
 

@@ -407,13 +407,14 @@ def test_subset():
 
 
 def test_fit_with_fewer_runs_than_parameters():
-    with pytest.raises(SweepError, match=r"^5 runs cannot pin down law .chinchilla. with 7 parameters"):
+    # 8 parameters: 5 coefficients, sigma, nu and tau (the default discrepancy)
+    with pytest.raises(SweepError, match=r"^5 runs cannot pin down law .chinchilla. with 8 parameters"):
         bd.fit(synthetic_sweep(sizes=[1e7, 1e8, 1e9, 3e9, 1e10], tokens_per_param=[20.0]), progress_bar=False)
 
 
 def test_fit_with_as_many_runs_as_parameters():
-    # 7 runs for 7 parameters (5 coefficients, sigma, nu) is still not enough
-    df = synthetic_sweep(sizes=np.geomspace(1e7, 1e9, 7), tokens_per_param=[20.0])
+    # 8 runs for 8 parameters (5 coefficients, sigma, nu, tau) is still not enough
+    df = synthetic_sweep(sizes=np.geomspace(1e7, 1e9, 8), tokens_per_param=[20.0])
     with pytest.raises(SweepError, match="give more runs than parameters"):
         bd.fit(df, progress_bar=False)
 

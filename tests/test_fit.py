@@ -137,19 +137,23 @@ def test_log_likelihood_group(chinchilla_post, chinchilla_sweep):
     ll = chinchilla_post.idata.log_likelihood["log_loss"]
     assert ll.dims == ("chain", "draw", "run")
     assert ll.shape == (2, 500, len(chinchilla_sweep))
-    # it is the Student-t log density of the observed log loss around the law
+    # it is the Student-t log density of the observed log loss around the law, with the default
+    # discrepancy's scale sqrt(sigma^2 + (tau d)^2) at each run's standardised distance d
     d = chinchilla_post.draws()
     y = np.log(chinchilla_sweep["loss"].to_numpy())
+    c = chinchilla_post.centre
+    d2 = sum(((np.log(chinchilla_sweep[k]) - c[f"loc_log{k}"]) / c[f"scale_log{k}"]) ** 2 for k in "ND")
     for i in (0, 321, 999):
         th = {k: float(v[i]) for k, v in d.items()}
         mu = np.log(true_loss("chinchilla", th, chinchilla_sweep["N"], chinchilla_sweep["D"]))
-        want = scipy.stats.t.logpdf(y, df=th["nu"], loc=mu, scale=th["sigma"])
+        scale = np.sqrt(th["sigma"] ** 2 + th["tau"] ** 2 * d2)
+        want = scipy.stats.t.logpdf(y, df=th["nu"], loc=mu, scale=scale)
         np.testing.assert_allclose(ll.values.reshape(-1, len(y))[i], want, atol=2e-3)
 
 
 def test_posterior_accessors(chinchilla_post, chinchilla_sweep):
     post = chinchilla_post
-    assert post.param_names == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+    assert post.param_names == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "tau"]  # tau: default discrepancy
     assert post.n_draws == 1000
     d = post.draws()
     assert set(d) == set(post.param_names) and all(v.shape == (1000,) for v in d.values())
@@ -419,7 +423,7 @@ def test_custom_priors_are_used(pinned_post, chinchilla_post):
 
 def test_normal_noise_has_no_nu(pinned_post, tmp_path):
     assert pinned_post.noise == "normal"
-    assert pinned_post.param_names == ["E", "A", "B", "alpha", "beta", "sigma"]
+    assert pinned_post.param_names == ["E", "A", "B", "alpha", "beta", "sigma", "tau"]
     assert "nu" not in pinned_post.idata.posterior
     loaded = bd.load(pinned_post.save(tmp_path / "pinned.nc"))
     assert loaded.priors == pinned_post.priors and loaded.noise == "normal"
@@ -471,7 +475,7 @@ def test_user_law_fits(user_post):
     assert "test_n_only" in bd.list_laws()
     assert bd.get_law("test_n_only") is USER_LAW
     assert user_post.law.name == "test_n_only"
-    assert user_post.param_names == ["E", "A", "alpha", "sigma", "nu"]
+    assert user_post.param_names == ["E", "A", "alpha", "sigma", "nu", "tau"]
     s = user_post.summary()
     for name, value in USER_TRUTH.items():
         assert s.loc[name, "q05"] <= value <= s.loc[name, "q95"], name

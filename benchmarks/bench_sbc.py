@@ -1,0 +1,335 @@
+"""Benchmark: simulation-based calibration of the Chinchilla fit (issue 6).
+
+Simulation-based calibration (Talts et al. 2018, arXiv:1804.06788): draw a truth theta from the
+prior and a sweep from the model given theta, fit the sweep, and rank the truth among the posterior
+draws. If the sampler and the model code are right, the rank of every coefficient is uniform over
+many such sweeps, and a central interval of mass p covers the truth in a share p of them.
+
+Setup: the ``chinchilla`` law with every default of ``bd.fit``: its default priors, Student-t
+noise on log loss and the default noise model (priors of ``sigma``, ``nu`` and, with the default
+``discrepancy="distance"``, ``tau`` from :mod:`bayesdistill.model`). Each sweep is 5 model sizes
+(1e7 to 1e9) x 4 tokens-per-parameter ratios (5, 20, 80, 320) = 20 runs, drawn by running the
+very numpyro model that ``bd.fit`` builds for that design (``bayesdistill.fit.model_inputs``)
+without observations through ``numpyro.infer.Predictive``. ``bd.read_sweep`` refuses losses
+outside the plausible nats range (``LOSS_RANGE``), so prior draws whose sweep has such a loss are
+discarded and drawn again; the benchmark reports how many. Discarding depends on the data only,
+never on theta, so it changes the distribution of the sweeps but not the posterior given a sweep:
+ranks stay uniform and coverage nominal for every sweep that is kept (it does change which part
+of the prior is tested: mostly draws whose loss at 1e7 parameters is not absurdly large).
+
+Each sweep is fitted with ``bd.fit`` (2 chains x 500 draws after 500 warmup, the package's NUTS
+defaults otherwise). Ranks use every 10th draw of each chain (100 roughly independent draws,
+ranks 0 to 100); intervals use all draws. Per coefficient: a chi-square test of uniform ranks in
+10 bins, and the coverage of the 50% and 90% central intervals with its binomial standard error.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+FIGURE = HERE / "sbc_ranks.png"
+LAW, NOISE = "chinchilla", "student_t"
+SIZES = tuple(float(n) for n in np.geomspace(1e7, 1e9, 5))
+TOKENS_PER_PARAM = (5.0, 20.0, 80.0, 320.0)
+#: coefficients checked, where the model has them (``tau``: with a distance discrepancy)
+CANDIDATES = ("E", "A", "B", "alpha", "beta", "sigma", "nu", "tau")
+SETTINGS = {"chains": 2, "draws": 500, "warmup": 500}
+THIN = 10
+BINS = 10
+LEVELS = (0.5, 0.9)
+
+
+def design() -> tuple[np.ndarray, np.ndarray]:
+    """Model sizes N and tokens D of the sweep: every size at every tokens-per-parameter ratio."""
+    N, tpp = np.meshgrid(np.asarray(SIZES), np.asarray(TOKENS_PER_PARAM), indexing="ij")
+    return N.ravel(), (N * tpp).ravel()
+
+
+def fit_defaults() -> dict:
+    """Keyword arguments that pin ``bd.fit`` to its current default noise model (passed to both sides)."""
+    import inspect
+
+    import bayesdistill as bd
+
+    par = inspect.signature(bd.fit).parameters
+    return {"discrepancy": par["discrepancy"].default} if "discrepancy" in par else {}
+
+
+def _model_and_args():
+    """The numpyro model ``bd.fit`` fits to the design, and its arguments (observations left out)."""
+    import jax.numpy as jnp
+    import pandas as pd
+
+    import bayesdistill as bd
+
+    N, D = design()
+    try:
+        from bayesdistill.fit import model_inputs
+    except ImportError:  # before model_inputs: one noise scale, centre = mean log N, log D
+        from bayesdistill.model import make_model, resolve_priors
+
+        law = bd.get_law(LAW)
+        logN, logD = jnp.log(jnp.asarray(N, jnp.float32)), jnp.log(jnp.asarray(D, jnp.float32))
+        centre = {"N": jnp.float32(logN.mean()), "D": jnp.float32(logD.mean())}
+        return make_model(law, resolve_priors(law, NOISE, None), NOISE), (logN, logD, centre)
+    mi = model_inputs(pd.DataFrame({"N": N, "D": D, "loss": 3.0}), LAW, noise=NOISE, **fit_defaults())
+    return mi.model, mi.args
+
+
+def prior_sweeps(n: int, seed: int = 0) -> dict:
+    """``n`` truths and sweeps from the prior; sweeps with an implausible loss are drawn again.
+
+    Returns a dict: ``params`` (names checked), ``theta`` (name -> array (n,)), ``loss`` (array
+    (n, runs)), ``drawn`` (prior draws made), ``rejected`` (reason -> count; a sweep is counted
+    under its first reason).
+    """
+    import jax
+    from numpyro.infer import Predictive
+
+    from bayesdistill.data import LOSS_RANGE
+
+    model, args = _model_and_args()
+    key = jax.random.PRNGKey(seed)
+    thetas, losses, drawn, params = [], [], 0, None
+    rejected = {"non-finite loss": 0, f"loss > {LOSS_RANGE[1]:g} nats": 0, f"loss < {LOSS_RANGE[0]:g} nats": 0}
+    while len(losses) < n:
+        key, sub = jax.random.split(key)
+        batch = max(64, 3 * (n - len(losses)))
+        s = {k: np.asarray(v) for k, v in Predictive(model, num_samples=batch)(sub, *args).items()}
+        params = [p for p in CANDIDATES if p in s]
+        y = np.asarray(s["log_loss"], dtype=np.float64)
+        with np.errstate(over="ignore"):
+            loss = np.exp(y)
+        finite = np.isfinite(loss).all(axis=1)
+        big = (loss > LOSS_RANGE[1]).any(axis=1)
+        small = (loss < LOSS_RANGE[0]).any(axis=1)
+        for i in range(batch):
+            if len(losses) == n:
+                break
+            drawn += 1
+            if not finite[i]:
+                rejected["non-finite loss"] += 1
+            elif big[i]:
+                rejected[f"loss > {LOSS_RANGE[1]:g} nats"] += 1
+            elif small[i]:
+                rejected[f"loss < {LOSS_RANGE[0]:g} nats"] += 1
+            else:
+                thetas.append({p: float(s[p][i]) for p in params})
+                losses.append(loss[i])
+    theta = {p: np.array([t[p] for t in thetas]) for p in params}
+    return {"params": params, "theta": theta, "loss": np.array(losses), "drawn": drawn, "rejected": rejected}
+
+
+def rank_of(truth: float, draws: np.ndarray, rng) -> int:
+    """Number of draws below the truth, ties broken at random."""
+    below, ties = int(np.sum(draws < truth)), int(np.sum(draws == truth))
+    return below + int(rng.integers(0, ties + 1))
+
+
+def uniformity(ranks, n_ranks: int, bins: int = BINS) -> tuple[np.ndarray, np.ndarray, float]:
+    """Observed and expected counts of ``ranks`` (0..n_ranks-1) in ``bins`` bins, and the chi-square p-value.
+
+    Bins are ``floor(rank * bins / n_ranks)``; the expected counts are exact when ``n_ranks`` is not
+    a multiple of ``bins`` (some bins then hold one rank value more).
+    """
+    from scipy import stats
+
+    ranks = np.asarray(ranks, dtype=int)
+    which = np.arange(n_ranks) * bins // n_ranks
+    share = np.bincount(which, minlength=bins) / n_ranks
+    observed = np.bincount(ranks * bins // n_ranks, minlength=bins)
+    expected = share * len(ranks)
+    p = float(stats.chisquare(observed, expected).pvalue) if len(ranks) else float("nan")
+    return observed, expected, p
+
+
+def coverage_verdict(hits: int, n: int, level: float) -> tuple[float, float, float, str]:
+    """Coverage, binomial standard error, z-score against ``level`` and a verdict (<= 2 SE ok, <= 3 borderline)."""
+    cov = hits / n
+    se = float(np.sqrt(level * (1 - level) / n))
+    z = (cov - level) / se
+    return cov, se, z, "ok" if abs(z) <= 2 else ("borderline" if abs(z) <= 3 else "off")
+
+
+def fit_one(i: int, sims: dict, seed: int, settings: dict, thin: int) -> dict:
+    """Fit sweep ``i`` of ``sims``; its ranks, interval hits, quantiles and review, as plain JSON values."""
+    import pandas as pd
+
+    import bayesdistill as bd
+
+    N, D = design()
+    sweep = pd.DataFrame({"N": N, "D": D, "loss": sims["loss"][i]})
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bd.FitWarning)  # recorded below
+        post = bd.fit(sweep, LAW, noise=NOISE, seed=seed + 1 + i, progress_bar=False, **fit_defaults(),
+                      **settings)
+    rec = {"i": i, "fit_s": time.perf_counter() - t, "failed": [c.name for c in post.review().failed],
+           "divergences": int(post.idata.sample_stats["diverging"].values.sum()),
+           "truth": {}, "rank": {}, "hit": {}, "quantiles": {}}
+    rng = np.random.default_rng([seed, i])  # tie-breaking, reproducible per sweep
+    pos = post.idata.posterior
+    for p in sims["params"]:
+        truth = float(sims["theta"][p][i])
+        thinned = pos[p].values[:, ::thin].ravel()
+        everything = pos[p].values.ravel()
+        rec["truth"][p] = truth
+        rec["rank"][p] = rank_of(truth, thinned, rng)
+        rec["n_ranks"] = len(thinned) + 1
+        q = np.quantile(everything, [0.05, 0.25, 0.5, 0.75, 0.95])
+        rec["quantiles"][p] = [float(x) for x in q]
+        rec["hit"][p] = {str(lv): bool(lo <= truth <= hi)
+                         for lv, lo, hi in zip(LEVELS, (q[1], q[0]), (q[3], q[4]))}
+    return rec
+
+
+def run(n_sims: int = 100, seed: int = 0, settings: dict | None = None, thin: int = THIN,
+        figure: Path | str | None = FIGURE, progress: bool = True, checkpoint: Path | str | None = None) -> dict:
+    """Fit ``n_sims`` prior sweeps and collect ranks, coverage and fit reviews (see module docstring).
+
+    ``checkpoint``: a JSON-lines file that receives each fitted sweep as it finishes; a rerun with
+    the same arguments resumes from it (a long run on a busy machine may be killed).
+    """
+    import jax
+
+    settings = {**SETTINGS, **(settings or {})}
+    t0 = time.perf_counter()
+    sims = prior_sweeps(n_sims, seed)
+    config = {"n_sims": n_sims, "seed": seed, "settings": settings, "thin": thin, "model": fit_defaults()}
+    records = {}
+    if checkpoint is not None and Path(checkpoint).exists():
+        lines = Path(checkpoint).read_text().splitlines()
+        if lines and json.loads(lines[0]) == config:
+            for line in lines[1:]:
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short when the run was killed
+                    continue
+                records[r["i"]] = r
+    if checkpoint is not None and not records:
+        Path(checkpoint).write_text(json.dumps(config) + "\n")
+    for i in range(n_sims):
+        if i in records:
+            continue
+        records[i] = fit_one(i, sims, seed, settings, thin)
+        # every bd.fit compiles new executables that JAX keeps, ~1,350 memory maps each: a process
+        # reaches the kernel's limit of 65,530 (vm.max_map_count) after ~45 fits and dies
+        jax.clear_caches()
+        gc.collect()
+        if checkpoint is not None:
+            with open(checkpoint, "a") as fh:
+                fh.write(json.dumps(records[i]) + "\n")
+        if progress and ((i + 1) % 10 == 0 or i + 1 == n_sims):
+            print(f"  sbc: {i + 1}/{n_sims} fits, {time.perf_counter() - t0:.0f} s", flush=True)
+    recs = [records[i] for i in range(n_sims)]
+    n_ranks = recs[0]["n_ranks"]
+    params = {}
+    for p in sims["params"]:
+        ranks = [r["rank"][p] for r in recs]
+        observed, expected, pval = uniformity(ranks, n_ranks)
+        params[p] = {"ranks": ranks, "counts": observed.tolist(), "expected": expected.tolist(), "chi2_p": pval}
+        for lv in LEVELS:
+            hits = sum(r["hit"][p][str(lv)] for r in recs)
+            cov, se, z, verdict = coverage_verdict(hits, n_sims, lv)
+            params[p][f"cov{int(lv * 100)}"] = {"coverage": cov, "se": se, "z": z, "verdict": verdict}
+    res = {
+        **config, "n_ranks": n_ranks, "bins": BINS,
+        "design": {"sizes": list(SIZES), "tokens_per_param": list(TOKENS_PER_PARAM)},
+        "prior_draws": sims["drawn"], "rejected": sims["rejected"],
+        "failed_review": [r["i"] for r in recs if r["failed"]],
+        "failed_checks": {c: sum(c in r["failed"] for r in recs) for c in sorted({c for r in recs for c in r["failed"]})},
+        "divergent_fits": [r["i"] for r in recs if r["divergences"]],
+        "fit_s_median": float(np.median([r["fit_s"] for r in recs])), "wall_s": time.perf_counter() - t0,
+        "params": params, "sims": recs,
+    }
+    if figure is not None:
+        res["figure"] = str(plot(res, figure))
+    return res
+
+
+def plot(res: dict, path) -> Path:
+    """Rank histograms per coefficient with the 99% band of a uniform histogram; written atomically."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+    from scipy import stats
+
+    path = Path(path)
+    names = list(res["params"])
+    rows = -(-(len(names) + 1) // 4)
+    fig = Figure(figsize=(12, 2.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, 4).ravel()
+    n, bins = res["n_sims"], res["bins"]
+    for ax in axes[len(names) + 1:]:
+        ax.axis("off")
+    for ax, p in zip(axes, names):
+        r = res["params"][p]
+        counts, expected = np.asarray(r["counts"]), np.asarray(r["expected"])
+        share = expected / max(n, 1)
+        lo, hi = stats.binom.ppf(0.005, n, share), stats.binom.ppf(0.995, n, share)
+        x = np.arange(bins)
+        ax.fill_between(np.r_[x, bins] - 0.5, np.r_[lo, lo[-1]], np.r_[hi, hi[-1]], step="post",
+                        color="0.85", label="99% band if uniform")
+        ax.bar(x, counts, width=0.9, color="C0")
+        ax.axhline(n / bins, color="0.4", lw=0.8, ls="--")
+        c50, c90 = r["cov50"]["coverage"], r["cov90"]["coverage"]
+        ax.set_title(f"{p}: p={r['chi2_p']:.2f}, cov50 {c50:.0%}, cov90 {c90:.0%}", fontsize=9)
+        ax.set_xticks([0, bins - 1], ["low rank", "high rank"], fontsize=8)
+    axes[0].legend(fontsize=7, loc="lower left")
+    ax = axes[len(names)]
+    ax.axis("off")
+    rej = sum(res["rejected"].values())
+    ax.text(0, 0.95, "\n".join([
+        f"{n} prior sweeps ({len(SIZES)} sizes x {len(TOKENS_PER_PARAM)} ratios)",
+        f"{rej} of {res['prior_draws']} prior draws redrawn",
+        f"ranks among {res['n_ranks'] - 1} thinned draws, {bins} bins",
+        f"{len(res['failed_review'])} fits failed review",
+        f"{len(res['divergent_fits'])} fits with divergences",
+    ]), va="top", fontsize=9)
+    fig.suptitle("Simulation-based calibration of the Chinchilla fit: rank of the truth among posterior draws")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def markdown(res: dict) -> str:
+    s = res["settings"]
+    rej = res["rejected"]
+    n_rej = sum(rej.values())
+    reasons = ", ".join(f"{v} {k}" for k, v in rej.items() if v) or "none"
+    model = ", ".join(f"{k}={v!r}" for k, v in res.get("model", {}).items())
+    lines = [f"### Simulation-based calibration: {res['n_sims']} Chinchilla sweeps from the prior "
+             f"({len(res['design']['sizes'])} sizes x {len(res['design']['tokens_per_param'])} ratios), "
+             f"{s['chains']}x{s['draws']} after {s['warmup']} warmup", "",
+             f"Every default of `bd.fit` (Student-t noise{', ' + model if model else ''}); truths and sweeps "
+             "drawn from the model `bd.fit` builds, without observations.", "",
+             f"Prior draws: {res['prior_draws']}, of which {n_rej} were redrawn because `read_sweep` would refuse "
+             f"their sweep ({reasons}). Ranks among {res['n_ranks'] - 1} draws (every {res['thin']}th); "
+             f"chi-square of {res['bins']} rank bins; coverage with its binomial standard error; verdict ok "
+             "within 2 SE of nominal, borderline within 3 SE.", "",
+             "| coef | rank chi2 p | 50% coverage (SE) | verdict | 90% coverage (SE) | verdict |",
+             "|---|---:|---:|---|---:|---|"]
+    for p, r in res["params"].items():
+        c50, c90 = r["cov50"], r["cov90"]
+        lines.append(f"| {p} | {r['chi2_p']:.3f} | {c50['coverage']:.0%} ({c50['se']:.0%}) | {c50['verdict']} | "
+                     f"{c90['coverage']:.0%} ({c90['se']:.0%}) | {c90['verdict']} |")
+    checks = ", ".join(f"{k} {v}" for k, v in res.get("failed_checks", {}).items())
+    lines += ["", f"Fits that failed their review: {len(res['failed_review'])}"
+              + (f" (by check: {checks})" if checks else "") + "; fits with divergences: "
+              f"{len(res['divergent_fits'])}; median fit {res['fit_s_median']:.1f} s; total {res['wall_s']:.0f} s. "
+              f"Rank histograms: `{Path(res.get('figure', 'benchmarks/sbc_ranks.png')).name}`."]
+    return "\n".join(lines) + "\n"

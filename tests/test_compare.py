@@ -1,0 +1,149 @@
+"""bd.compare: columns, evidence ranking on synthetic sweeps, error paths, CLI (issue 5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import BUSBRIDGE_TRUTH, FAST, quiet_fit, synthetic_sweep
+
+import bayesdistill as bd
+from bayesdistill.compare import COLUMNS, add_compare_parser, compare, evidence, run_compare
+from bayesdistill.evidence import EvidenceWarning
+
+#: a Busbridge truth with gamma clearly below 1, on the conftest grid widened to 3e9 parameters
+GAMMA_TRUTH = dict(BUSBRIDGE_TRUTH, gamma=0.5)
+SIZES = np.geomspace(1e7, 3e9, 8)
+#: the conftest's small sampler settings (compilations shared with the other tests)
+TINY = {k: v for k, v in FAST.items() if k != "progress_bar"}
+LEAN = {**TINY, "smc": False, "extrapolation": False, "prior_sensitivity": False}
+
+
+def quiet(fn, *args, **kwargs):
+    """Run ``fn`` tolerating the FitWarnings of tiny fits; returns (result, EvidenceWarnings raised)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore", bd.FitWarning)
+        warnings.simplefilter("always", EvidenceWarning)
+        out = fn(*args, **kwargs)
+    return out, [w for w in caught if issubclass(w.category, EvidenceWarning)]
+
+
+def busbridge_truth(seed=0):
+    return synthetic_sweep("busbridge", GAMMA_TRUTH, sizes=SIZES, seed=seed)
+
+
+def chinchilla_truth(seed=0):
+    return synthetic_sweep("chinchilla", sizes=SIZES, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def compared():
+    """(table, EvidenceWarnings) of both supervised laws on a Busbridge-truth sweep, tiny settings."""
+    return quiet(compare, busbridge_truth(), ["chinchilla", "busbridge"], smc_particles=300, smc_seeds=4, **TINY)
+
+
+@pytest.fixture(scope="module")
+def table(compared):
+    return compared[0]
+
+
+def test_columns_and_index(table):
+    assert list(table.columns) == COLUMNS
+    assert list(table.index) == ["chinchilla", "busbridge"] and table.index.name == "law"
+    assert table[[c for c in COLUMNS if c != "pareto_k_bad"]].notna().all().all()
+    assert table["weight"].sum() == pytest.approx(1.0, abs=1e-6)
+    assert table["p_model"].sum() == pytest.approx(1.0)
+    assert table["log_bf"].max() == 0.0
+    assert (table["log_z_se"] < 0.3).all() and (table["log_z_smc_se"] < 0.3).all()
+    assert table.attrs["holdout"]["held_out_runs"] == 14 and table.attrs["runs"] == 56
+    assert "log loss" in table.attrs["observed"]
+
+
+def test_true_variant_has_highest_evidence(table):
+    assert table["log_z"].idxmax() == "busbridge"
+    assert table.loc["chinchilla", "log_bf"] < -2.3  # at least 10:1
+    assert table["extrap_lpd"].idxmax() == "busbridge"
+
+
+def test_estimators_agree(compared):
+    table, warned = compared
+    # 300 particles and 200 draws per chain: looser than the defaults (benchmarks/bench_compare.py)
+    assert (abs(table["log_z"] - table["log_z_smc"]) < 0.6).all(), table[["log_z", "log_z_smc"]]
+    assert all("disagree" in str(w.message) for w in warned)
+    assert (abs(table["log_z"] - table["log_z_laplace"]) < 2.0).all()  # a rough sanity value
+    assert (abs(table["log_z_wide"] - table["log_z"]) < 10).all()
+
+
+def test_error_paths():
+    sweep = chinchilla_truth()
+    with pytest.raises(bd.LawError, match="unknown law"):
+        compare(sweep, ["chinchilla", "gompertz"])
+    with pytest.raises(bd.LawError, match="improper"):
+        compare(sweep, ["chinchilla"], priors={"E": ("uniform", 0.0, math.inf)})
+    with pytest.raises(bd.LawError, match="supervised laws with distillation laws"):
+        compare(sweep, ["chinchilla", "distillation"])
+    with pytest.raises(bd.SweepError, match="needs distillation runs"):
+        compare(sweep, ["distillation", "distillation_nobpl"])
+    with pytest.raises(bd.LawError, match="not distinct"):
+        compare(sweep, ["chinchilla", "chinchilla:student_t"])
+    with pytest.raises(bd.LawError, match="at least one law"):
+        compare(sweep, [])
+    with pytest.raises(bd.LawError, match="holdout_quantile"):
+        compare(sweep, ["chinchilla"], holdout_quantile=1.0)
+    with pytest.raises(bd.LawError, match="unknown noise"):
+        compare(sweep, ["chinchilla:cauchy"])
+    with pytest.raises(bd.SweepError, match="extrapolation refit"):
+        compare(sweep.iloc[:12], ["chinchilla"], holdout_quantile=0.5)
+
+
+def test_variant_labels():
+    from bayesdistill.compare import _variants
+
+    v = _variants(["chinchilla", ("chinchilla", "normal"), {"law": "busbridge", "label": "gamma law"}],
+                  "student_t", None, "distance")
+    assert [x["label"] for x in v] == ["chinchilla:student_t", "chinchilla:normal", "gamma law"]
+    assert [x["noise"] for x in v] == ["student_t", "normal", "student_t"]
+
+
+def test_evidence_of_a_posterior(chinchilla_sweep):
+    post = quiet_fit(chinchilla_sweep, "chinchilla")
+    out = evidence(post, chinchilla_sweep)
+    assert np.isfinite(out["log_z"]) and 0 < out["log_z_se"] < 0.3
+    assert abs(out["log_z"] - out["log_z_laplace"]) < 2.0
+    with pytest.raises(bd.LawError, match="not fitted to this sweep"):
+        evidence(post, chinchilla_sweep.iloc[:-3])
+
+
+def test_cli_compare_json(tmp_path, capsys, chinchilla_sweep):
+    """The CLI on a Chinchilla-truth sweep: the true variant has the highest evidence here too."""
+    path = tmp_path / "runs.csv"
+    chinchilla_sweep.to_csv(path, index=False)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", action="store_true")
+    add_compare_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["--json", "compare", str(path), "--laws", "chinchilla", "busbridge",
+                              "--chains", "2", "--draws", "200", "--warmup", "200", "--no-smc",
+                              "--no-extrapolation", "--no-prior-sensitivity"])
+    assert args.func is run_compare
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=bd.FitWarning)
+        assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["columns"] == COLUMNS and set(out["table"]) == {"chinchilla", "busbridge"}
+    best = pd.DataFrame(out["table"]).T["log_z"].astype(float).idxmax()
+    assert best == "chinchilla"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("truth", ["chinchilla", "busbridge"])
+def test_true_variant_wins_nine_of_ten(truth):
+    """Ten sweeps from each truth: the true variant has the highest evidence in at least nine."""
+    make = chinchilla_truth if truth == "chinchilla" else busbridge_truth
+    wins = [quiet(compare, make(seed), ["chinchilla", "busbridge"], seed=seed, **LEAN)[0]["log_z"].idxmax() == truth
+            for seed in range(1, 11)]
+    assert sum(wins) >= 9, wins
