@@ -11,6 +11,7 @@ distillation per draw) -> :mod:`decide`, :mod:`planning`, :mod:`voi`
 __version__ = "0.1.0"
 
 from .allocate import allocate, optimal  # noqa: E402
+from .compare import compare  # noqa: E402
 from .data import Sweep, read_sweep  # noqa: E402
 from .decide import Recommendation, recommend  # noqa: E402
 from .distill import DistillationLaw, paper_priors  # noqa: E402
@@ -39,5 +40,5 @@ __all__ = [
     "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "get_law", "list_laws", "load",
     "read_sweep", "register_law", "__version__", "compute_optimal", "distillation_flops",
     "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep", "allocate", "optimal",
-    "Recommendation", "recommend", "best_teacher", "choose_teacher", "efficiency", "least_budget", "default_posterior", "value_of_information",
+    "Recommendation", "recommend", "compare", "best_teacher", "choose_teacher", "efficiency", "least_budget", "default_posterior", "value_of_information",
 ]

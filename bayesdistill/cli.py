@@ -1,4 +1,4 @@
-"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | recommend | report | demo | datasets``.
+"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | recommend | compare | report | demo | datasets``.
 
 Every subcommand takes ``--json`` to print one machine-readable JSON object
 on stdout instead of tables. Errors print one line ``error: ...`` on stderr
@@ -419,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
     add_parsers(sub, common)
+    from .compare import add_compare_parser
+
+    add_compare_parser(sub, [common])
     _subparser(sub, "datasets", cmd_datasets, "list the shipped datasets (use them as DATA = shipped:NAME)",
                ["bayesdistill datasets", "bayesdistill datasets --json"], [common])
     return parser

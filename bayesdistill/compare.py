@@ -384,9 +384,9 @@ def add_compare_parser(subparsers, parents=()):
 
 def run_compare(args) -> int:
     """Run ``bayesdistill compare``; prints a table (or JSON with ``--json``); returns the exit code."""
-    from .cli import _capturing, _parse_columns, _print_json, _read_data
+    from .cli import _capturing, _print_json, _read_data
 
-    sweep = _read_data(args.data, _parse_columns(args.columns), args.subset)
+    sweep = _read_data(args.data, args.columns, args.subset)
     table, messages = _capturing(
         compare, sweep, args.laws, noise=args.noise, chains=args.chains, draws=args.draws, warmup=args.warmup,
         seed=args.seed, smc=args.smc, smc_particles=args.smc_particles, smc_seeds=args.smc_seeds,

@@ -19,6 +19,8 @@ BENCHES = {
     "distillation": "benchmarks.bench_distill",
     "allocate": "benchmarks.bench_allocate",
     "calibration": "benchmarks.bench_calibration",
+    "compare": "benchmarks.bench_compare",
+    "sbc": "benchmarks.bench_sbc",
 }
 
 
