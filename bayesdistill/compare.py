@@ -316,7 +316,7 @@ def _stacking(loos) -> pd.Series:
         return az.compare(loos, ic="loo", method="stacking")["weight"]
 
 
-def evidence(post, sweep, *, smc: bool = False, seed: int = 0) -> dict:
+def log_evidence(post, sweep, *, smc: bool = False, seed: int = 0) -> dict:
     """log Z of a fitted posterior on the sweep it was fitted to (bridge sampling, optionally SMC).
 
     Returns a dict with ``log_z``, ``log_z_se``, ``log_z_laplace`` and, with

@@ -158,9 +158,10 @@ def efficiency(posterior, *, target_loss, student_size, scenario="teacher_infere
         # a draw where supervised never reaches the target (within the grid) has an infinite ratio
         v = np.where(np.isnan(draws["C_supervised"]) & np.isfinite(draws["C_distill"]), np.inf, v)
         fin = v[~np.isnan(v)]
-        rows[name] = {"median": np.median(fin) if len(fin) else np.nan,
-                      f"q{lo * 100:02.0f}": np.quantile(fin, lo) if len(fin) else np.nan,
-                      f"q{hi * 100:02.0f}": np.quantile(fin, hi) if len(fin) else np.nan,
+        # "nearest" quantiles: draws that never reach the target are +inf, and interpolating
+        # between two infinite draws gives NaN
+        qs = np.quantile(fin, [0.5, lo, hi], method="nearest") if len(fin) else np.full(3, np.nan)
+        rows[name] = {"median": qs[0], f"q{lo * 100:02.0f}": qs[1], f"q{hi * 100:02.0f}": qs[2],
                       "p_gt_1": float(np.mean(fin > 1)) if len(fin) else np.nan,
                       "unreachable_supervised": float(np.isnan(draws["C_supervised"]).mean()),
                       "unreachable_distill": float(np.isnan(draws["C_distill"]).mean())}

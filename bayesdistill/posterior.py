@@ -262,7 +262,8 @@ class Posterior:
 
     def __repr__(self) -> str:
         p = self.idata.posterior
-        return (f"Posterior(law={self.law.name!r}, noise={self.noise!r}, runs={self.idata.observed_data.sizes.get('run', '?')}, "
+        runs = sum(self.idata.observed_data.sizes.get(d, 0) for d in ("run", "drun"))
+        return (f"Posterior(law={self.law.name!r}, noise={self.noise!r}, runs={runs}, "
                 f"chains={p.sizes['chain']}, draws={p.sizes['draw']}, review={'ok' if self.review().ok else 'FAILED'})")
 
 

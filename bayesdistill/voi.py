@@ -139,7 +139,8 @@ def value_of_information(posterior, runs, *, budget, student_size, scenarios=DEF
         cost = _run_cost(row, arch)
         out.append({"flops": cost, "evsi": gain.mean(), "evsi_se": gain.std(ddof=1) / np.sqrt(len(gain)),
                     "evsi_per_eflop": gain.mean() / cost * 1e18,
-                    "p_decision_changes": float(np.mean(post_loss.argmin(1) != current)),
+                    # a change only counts when it gains something: tied (duplicate) candidates do not
+                    "p_decision_changes": float(np.mean(gain > 1e-7 * post_loss[:, current])),
                     "weights_ess": float(np.mean(1.0 / (W**2).sum(1)))})
     res = pd.concat([runs.drop(columns="flops", errors="ignore"), pd.DataFrame(out)], axis=1)
     return res.sort_values("evsi_per_eflop", ascending=False)

@@ -13,7 +13,7 @@ import pytest
 from conftest import BUSBRIDGE_TRUTH, FAST, quiet_fit, synthetic_sweep
 
 import bayesdistill as bd
-from bayesdistill.compare import COLUMNS, add_compare_parser, compare, evidence, run_compare
+from bayesdistill.compare import COLUMNS, add_compare_parser, compare, log_evidence, run_compare
 from bayesdistill.evidence import EvidenceWarning
 
 #: a Busbridge truth with gamma clearly below 1, on the conftest grid widened to 3e9 parameters
@@ -112,11 +112,11 @@ def test_variant_labels():
 
 def test_evidence_of_a_posterior(chinchilla_sweep):
     post = quiet_fit(chinchilla_sweep, "chinchilla")
-    out = evidence(post, chinchilla_sweep)
+    out = log_evidence(post, chinchilla_sweep)
     assert np.isfinite(out["log_z"]) and 0 < out["log_z_se"] < 0.3
     assert abs(out["log_z"] - out["log_z_laplace"]) < 2.0
     with pytest.raises(bd.LawError, match="not fitted to this sweep"):
-        evidence(post, chinchilla_sweep.iloc[:-3])
+        log_evidence(post, chinchilla_sweep.iloc[:-3])
 
 
 def test_cli_compare_json(tmp_path, capsys, chinchilla_sweep):
