@@ -41,14 +41,29 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
-def _check_settings(chains, draws, warmup, seed, target_accept):
+CHAIN_METHODS = ("vectorized", "sequential", "parallel")
+
+
+def _check_settings(chains, draws, warmup, seed, target_accept, chain_method="vectorized", priors=None):
+    """Sampler settings as plain Python values; a clear error for anything else."""
+    out = {}
     for name, v, lo in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
-        if not isinstance(v, (int, np.integer)) or v < lo:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise BayesDistillError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise BayesDistillError(f"seed must be a non-negative integer, got {seed!r}")
-    if not 0 < target_accept < 1:
+        out[name] = int(v)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise BayesDistillError(f"seed must be a non-negative integer below 2**32, got {seed!r}")
+    out["seed"] = int(seed)
+    if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float, np.floating)) \
+            or not 0 < target_accept < 1:
         raise BayesDistillError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    out["target_accept"] = float(target_accept)
+    if chain_method not in CHAIN_METHODS:
+        raise BayesDistillError(f"chain_method must be one of {list(CHAIN_METHODS)}, got {chain_method!r}")
+    if priors is not None and not isinstance(priors, dict):
+        raise BayesDistillError("priors must be a dict of parameter name -> prior, e.g. "
+                                f"{{'E': ('lognormal', 0.4, 0.6)}}; got a {type(priors).__name__}")
+    return out
 
 
 def fit(
@@ -121,7 +136,9 @@ def fit(
     joint = isinstance(law, DistillationLaw)
     if target_accept is None:
         target_accept = 0.99 if joint else 0.9
-    _check_settings(chains, draws, warmup, seed, target_accept)
+    settings = _check_settings(chains, draws, warmup, seed, target_accept, chain_method, priors)
+    chains, draws, warmup, seed, target_accept = (settings[k] for k in ("chains", "draws", "warmup", "seed",
+                                                                         "target_accept"))
     pri, model, args, kwargs, centre, constant, dims = model_inputs(sweep, law, priors, noise, teacher,
                                                                     teacher_noise, discrepancy)
     kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=dense_mass,

@@ -49,11 +49,27 @@ def _digest(idata, spec_json: str) -> str:
 
 
 def positive_array(x, name):
-    """``x`` as a 1-d float array; error naming ``name`` unless every value is positive and finite."""
-    a = np.atleast_1d(np.asarray(x, dtype=float))
+    """``x`` as a 1-d float array; error naming ``name`` unless every value is a positive, finite number."""
+    raw = np.asarray(x, dtype=object) if x is not None else np.asarray([None], dtype=object)
+    if any(isinstance(v, (bool, np.bool_)) for v in np.ravel(raw)):
+        raise BayesDistillError(f"{name} must be positive and finite numbers, got a boolean: {x!r}")
+    try:
+        a = np.atleast_1d(np.asarray(x, dtype=float))
+    except (TypeError, ValueError):
+        raise BayesDistillError(f"{name} must be positive and finite, got {x!r}") from None
+    if a.ndim != 1:
+        raise BayesDistillError(f"{name} must be a number or a 1-d list of numbers, got shape {a.shape}")
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise BayesDistillError(f"{name} must be positive and finite, got {x!r}")
     return a
+
+
+def check_prob_seed(prob, seed):
+    """A clear error unless ``prob`` is in (0, 1) and ``seed`` a non-negative integer."""
+    if isinstance(prob, bool) or not isinstance(prob, (int, float, np.floating)) or not 0 < prob < 1:
+        raise BayesDistillError(f"prob must be a number in (0, 1), got {prob!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise BayesDistillError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 class Posterior:
@@ -189,7 +205,13 @@ class Posterior:
             ``discrepancy="distance"`` the noise grows with the distance of
             ``(N, D)`` from the fitted runs, see :meth:`noise_scale`).
         """
-        N, D = np.broadcast_arrays(positive_array(N, "N"), positive_array(D, "D"))
+        check_prob_seed(prob, seed)
+        N, D = positive_array(N, "N"), positive_array(D, "D")
+        try:
+            N, D = np.broadcast_arrays(N, D)
+        except ValueError:
+            raise BayesDistillError(f"N ({len(N)} values) and D ({len(D)} values) do not broadcast: give equal "
+                                    "numbers of values or a single value for one of them") from None
         mu = self.log_loss_draws(N, D)
         pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape, N=N, D=D)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2

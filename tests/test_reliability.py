@@ -324,21 +324,24 @@ def test_fit_of_a_malformed_file_raises_the_sweep_error(tmp_path):
         bd.fit(path, **TINY)
 
 
-# Known bugs outside this task's files (fit.py, posterior.predict): the wanted behaviour, marked
-# xfail(strict) so that the fix makes them fail loudly until the marker is removed.
+# Arguments that once escaped as raw errors from inside numpy/numpyro/jax (the third field says
+# which); each must now give one clear BayesDistillError.
 FIT_ARG_BUGS = [
     ("priors-as-list", {"priors": [("E", ("lognormal", 0.4, 0.6))]}, "AttributeError from resolve_priors"),
-    ("warmup-numpy-int", {"warmup": np.int64(40)}, "ValueError from numpyro: num_warmup must be a nonnegative integer"),
+    ("warmup-numpy-float", {"warmup": np.float64(40)}, "ValueError from numpyro: num_warmup must be a nonnegative integer"),
     ("seed-too-large", {"seed": 2**70}, "OverflowError from jax.random.PRNGKey"),
     ("target-accept-text", {"target_accept": "0.9"}, "TypeError: '<' between int and str"),
     ("chain-method-unknown", {"chain_method": "threads"}, "ValueError from numpyro"),
 ]
 
 
+def test_numpy_integer_settings_are_accepted(design_sweep):
+    post = bd.fit(design_sweep, **{**TINY, "review": False, "warmup": np.int64(20), "seed": np.int32(3)})
+    assert post.config["warmup"] == 20 and isinstance(post.config["seed"], int)
+
+
 @pytest.mark.parametrize("kwargs", [c[1] for c in FIT_ARG_BUGS], ids=[c[0] for c in FIT_ARG_BUGS])
-def test_known_fit_argument_bugs(design_sweep, kwargs, request):
-    reason = dict((c[0], c[2]) for c in FIT_ARG_BUGS)[request.node.callspec.id]
-    request.applymarker(pytest.mark.xfail(reason=f"bug in fit.py: {reason}", strict=True, raises=AssertionError))
+def test_fit_argument_errors(design_sweep, kwargs):
     try:
         bd.fit(design_sweep, **{**TINY, "review": False, **kwargs})
     except BayesDistillError:
@@ -422,10 +425,7 @@ PREDICT_BUGS = [
 
 
 @pytest.mark.parametrize("args, kwargs", [c[1:3] for c in PREDICT_BUGS], ids=[c[0] for c in PREDICT_BUGS])
-def test_known_predict_argument_bugs(sup_post, args, kwargs, request):
-    reason = dict((c[0], c[3]) for c in PREDICT_BUGS)[request.node.callspec.id]
-    request.applymarker(pytest.mark.xfail(reason=f"bug in Posterior.predict: {reason}", strict=True,
-                                          raises=AssertionError))
+def test_predict_argument_errors(sup_post, args, kwargs):
     try:
         sup_post.predict(*args, **kwargs)
     except BayesDistillError:
