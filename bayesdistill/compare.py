@@ -12,7 +12,8 @@ row per variant (indexed by its label). Which question each column answers:
                     factor against the best; 0 for the best, below -2.3 = 10:1 against)
 ``p_model``         With equal prior odds, how probable is each variant? (softmax of ``log_z``)
 ``log_z_smc``,      The same log Z from an independent estimator (adaptive tempered SMC,
-``log_z_smc_se``    blackjax, repeated seeds); the two must agree (:class:`EvidenceWarning`).
+``log_z_smc_se``    blackjax, repeated seeds); :class:`EvidenceWarning` when the two differ by more
+                    than 4 combined standard errors and 0.2 nats.
 ``log_z_laplace``   A free sanity value: Gaussian approximation at the mode (no error).
 ``log_z_wide``,     Does the verdict hinge on the priors? log Z with every prior ``widen`` times
 ``log_z_wide_se``   wider (importance-reweighted posterior draws). Evidence punishes wide priors
@@ -29,7 +30,8 @@ row per variant (indexed by its label). Which question each column answers:
 ``seconds``         Wall time spent on the variant.
 ==================  ==========================================================================
 
-The models observe **log loss**, so every density here is a density of log
+:func:`log_evidence` gives log Z of a posterior already fitted. The models
+observe **log loss**, so every density here is a density of log
 losses: compare only variants fitted to the same runs (supervised laws to the
 supervised runs, distillation laws to all runs; mixing the two is refused).
 """
