@@ -38,7 +38,7 @@ from jax.nn import log_sigmoid
 from .errors import BayesDistillError
 from .flops import PAPER_ARCH, SCENARIOS, forward_flops
 from .laws import BUSBRIDGE, CHINCHILLA
-from .optimal import BOUNDS
+from .optimal import BOUNDS, bisect
 
 SCENARIO_NAMES = (*SCENARIOS, "supervised")
 COLUMNS = ("D_S", "N_T", "D_T", "L_T", "loss", "share_student", "share_logits", "share_teacher")
@@ -122,15 +122,8 @@ def minimize(f, lo, hi, z_range=None, oned=False, grid: int = GRID, iters: int =
 
 
 def _root_decreasing(g, lo, hi, iters: int = 40):
-    """Root of an elementwise decreasing ``g`` on [lo, hi] (arrays of one shape) by bisection, clipped."""
-    def body(_, ab):
-        a, b = ab
-        m = 0.5 * (a + b)
-        pos = g(m) > 0
-        return jnp.where(pos, m, a), jnp.where(pos, b, m)
-
-    a, b = jax.lax.fori_loop(0, iters, body, (lo, hi))
-    return 0.5 * (a + b)
+    """Root of an elementwise decreasing ``g`` on [lo, hi] (arrays of one shape) by bisection."""
+    return bisect(lambda m: g(m) > 0, lo, hi, iters)
 
 
 @functools.lru_cache(maxsize=32)

@@ -301,7 +301,7 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
     else:
         p_beats = float("nan")
     # plug-in: each scenario's optimum at posterior-mean coefficients is its last candidate
-    plug_loss = {s: float(np.median(ev[s]["cand"]["loss"][-1:])) for s in scenarios}
+    plug_loss = {s: float(ev[s]["cand"]["loss"][-1]) for s in scenarios}
     plug_opt = min(plug_loss, key=plug_loss.get)
     plug_obj = float(ev[plug_opt]["obj"][-1])
     plugin = {"option": plug_opt, "allocation": _allocation_dict(ev[plug_opt]["cand"], -1, plug_opt, budget,

@@ -22,6 +22,18 @@ from .flops import ACCOUNTINGS, PAPER_ARCH
 BOUNDS = (1e6, 1e17)
 
 
+def bisect(go_right, lo, hi, iters: int = 60):
+    """Elementwise bisection on [lo, hi]: keep the right half where ``go_right(midpoint)`` is true."""
+    def body(_, state):
+        a, b = state
+        m = 0.5 * (a + b)
+        right = go_right(m)
+        return jnp.where(right, m, a), jnp.where(right, b, m)
+
+    a, b = jax.lax.fori_loop(0, iters, body, (lo, hi))
+    return 0.5 * (a + b)
+
+
 def bisect_min(f, lo, hi, iters: int = 60):
     """Minimise a unimodal, elementwise ``f`` on [lo, hi] by bisection on the sign of f'.
 
@@ -29,15 +41,7 @@ def bisect_min(f, lo, hi, iters: int = 60):
     to the optimum than a comparison of function values does.
     """
     grad = jax.grad(lambda x: jnp.sum(f(x)))
-
-    def body(_, state):
-        a, b = state
-        m = 0.5 * (a + b)
-        up = grad(m) > 0
-        return jnp.where(up, a, m), jnp.where(up, m, b)
-
-    a, b = jax.lax.fori_loop(0, iters, body, (lo, hi))
-    return 0.5 * (a + b)
+    return bisect(lambda m: ~(grad(m) > 0), lo, hi, iters)
 
 
 def _check_budgets(budgets):

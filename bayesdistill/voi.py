@@ -25,14 +25,14 @@ from scipy import special, stats
 
 from .decide import (
     DEFAULT_SCENARIOS,
+    _evaluate,
     _require_distillation,
-    candidates,
     check_scenarios,
-    losses_under_draws,
     review_gate,
 )
 from .errors import BayesDistillError
 from .flops import PAPER_ARCH, forward_flops
+from .objectives import get_objective
 from .students import student_log_loss_draws
 
 
@@ -112,13 +112,8 @@ def value_of_information(posterior, runs, *, budget, student_size, scenarios=DEF
     scenarios = check_scenarios(scenarios)
     runs = _check_runs(runs)
     review_gate(posterior, strict, "this value-of-information ranking")
-    theta = {k: np.asarray(v) for k, v in posterior.theta().items()}
-    mats = []
-    for i, sc in enumerate(scenarios):
-        cand = candidates(posterior.law, theta, budget, student_size, sc, n_candidates=n_candidates,
-                          seed=seed + i, arch=arch)
-        mats.append(losses_under_draws(posterior.law, theta, student_size, cand))
-    Lmat = np.concatenate(mats, 0)                                  # (actions, draws)
+    ev = _evaluate(posterior, budget, student_size, scenarios, get_objective("mean"), n_candidates, seed, arch)
+    Lmat = np.concatenate([ev[sc]["L"] for sc in scenarios], 0)     # (actions, draws)
     current = int(np.argmin(Lmat.mean(1)))
     n = Lmat.shape[1]
     rng = np.random.default_rng(seed)

@@ -10,34 +10,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_sweep
+from conftest import base, distil, synthetic_sweep
 
 import bayesdistill as bd
 from bayesdistill.data import LOSS_RANGE
 from bayesdistill.errors import BayesDistillError, LawError, SweepError, SweepWarning
 
 STANDARD = ["kind", "N", "D", "loss", "N_T", "D_T", "L_T", "run_id", "group"]
-
-
-def base(n: int = 4) -> pd.DataFrame:
-    """A valid supervised sweep of ``n`` runs."""
-    return pd.DataFrame({
-        "N": np.geomspace(1e7, 1e9, n),
-        "D": np.geomspace(2e8, 2e10, n),
-        "loss": np.linspace(3.5, 2.5, n),
-    })
-
-
-def distil(n: int = 3) -> pd.DataFrame:
-    """A valid distillation sweep (student as N_S, D_S; teacher as N_T, D_T, L_T)."""
-    return pd.DataFrame({
-        "N_S": np.geomspace(1e7, 1e8, n),
-        "D_S": np.geomspace(2e8, 2e9, n),
-        "loss": np.linspace(3.4, 3.0, n),
-        "N_T": [1e9] * n,
-        "D_T": [2e10] * n,
-        "L_T": [2.4] * n,
-    })
 
 
 def write_csv(df: pd.DataFrame, path) -> str:
