@@ -77,7 +77,10 @@ def _tied(theta, logNS, logDS, logLT):
 
 DISTILL_PRIORS = {
     "A_prime": Prior("lognormal", {"loc": 8.0, "scale": 3.0}, "student size coefficient A'"),
-    "B_prime": Prior("lognormal", {"loc": 8.0, "scale": 3.0}, "student token coefficient B'"),
+    "B_prime": Prior("term_halfnormal", {"scale": 1.0},
+                     "student's data term B'/D_S^beta' at the sweep's smallest D_S: its square root is "
+                     "HalfNormal(1) (median 0.45, 95% below 3.8, in units of the inner term, whose size "
+                     "term is ~3.5 on the replica); it may vanish"),
     "alpha_prime": Prior("lognormal", {"loc": -0.9, "scale": 0.6}, "student size exponent; median 0.41"),
     "beta_prime": Prior("lognormal", {"loc": -0.9, "scale": 0.6}, "student token exponent; median 0.41"),
     "gamma_prime": Prior("lognormal", {"loc": -0.36, "scale": 0.5}, "outer exponent; median 0.7"),
@@ -121,6 +124,8 @@ def _make(name, params, fn, description):
                                    if "A_prime" in params else ()),
         description=description, supervised_params=sup, student_log_loss=fn,
         products=(("c1", "f1", "d1"),) if "c1" in params else (),
+        # the student's level: c0 log L_T trades with log A' (correlation 0.96 on the replica)
+        levels=(("A_prime", "c0", "L_T"),) if "A_prime" in params else (),
         outer=(("gamma", ("alpha", "beta")),) + ((("gamma_prime", ("alpha_prime", "beta_prime")),)
                                                  if "alpha_prime" in params else ()),
     )

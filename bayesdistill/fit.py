@@ -262,8 +262,11 @@ def _joint_inputs(sweep, law, pri, noise, teacher, teacher_noise, discrepancy="n
     # Table 6), the bound is then on log B'_c alone instead of tying log B' to beta'. On the replica
     # with default priors: 35 divergences per 4,000 draws sheared at the mean; 3 and 15 in two runs
     # sheared at the minimum (the rest sit where beta' is small and the term acts as a constant).
+    # mean log teacher loss (measured where given, else the supervised runs' mean log loss): c0 log L_T
+    # trades with the student's level, so the sampler works on the level less c0 * L_T (law.levels)
+    log_lt = np.log(dis.loc[measured, "L_T"].to_numpy(float)) if measured.any() else np.log(sup["loss"].to_numpy(float))
     centre = {"N": float(s["logN"].mean()), "D": float(s["logD"].mean()),
-              "N_S": float(d["logN_S"].mean()), "D_S": float(d["logD_S"].min()),
+              "N_S": float(d["logN_S"].mean()), "D_S": float(d["logD_S"].min()), "L_T": float(log_lt.mean()),
               **distance_geometry(s["logN"], s["logD"]), **distance_geometry(d["logN_S"], d["logD_S"], "_S")}
     model = make_joint_model(law, pri, noise, teacher_noise, len(uniq), discrepancy)
     kwargs = {"log_loss": _log32(sup["loss"]), "log_loss_student": _log32(dis["loss"])}

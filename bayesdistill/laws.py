@@ -55,6 +55,11 @@ class Law:
         ``log(coef * partner) - log(pivot) / partner`` (the prefactor of a
         broken power law ``coef * partner * (x / pivot)^(1 / partner)`` at
         x = 1). Unit Jacobian too.
+    levels : tuple of (coef, other, key)
+        A sheared coefficient whose term trades with ``other * centre[key]``
+        (e.g. the student's size coefficient against ``c0 * mean log L_T``):
+        the sampler subtracts that product from the sheared coordinate of
+        ``coef``. Unit Jacobian.
     outer : tuple of (gamma, (exponents...))
         Exponents inside a term raised to the power ``gamma``: the sampler
         works on the effective exponents ``exponent * gamma`` (on the log
@@ -73,6 +78,7 @@ class Law:
     description: str = ""
     products: tuple = ()
     outer: tuple = ()
+    levels: tuple = ()
 
     def __post_init__(self):
         missing = [p for p in self.params if p not in self.priors]
@@ -86,6 +92,11 @@ class Law:
         for coef, *others in self.products:
             if coef not in self.params or any(o not in self.params for o in others) or len(others) not in (1, 2):
                 raise LawError(f"law {self.name!r}: product {(coef, *others)} names unknown coefficients")
+        sheared = {c for c, _, _ in self.shears}
+        for coef, other, _key in self.levels:
+            if coef not in sheared or other not in self.params:
+                raise LawError(f"law {self.name!r}: level ({coef}, {other}) needs a sheared coefficient "
+                               "and a known partner")
         for g, exps in self.outer:
             if g not in self.params or any(e not in self.params for e in exps):
                 raise LawError(f"law {self.name!r}: outer ({g}, {exps}) names unknown coefficients")
@@ -103,6 +114,7 @@ class Law:
             "shears": [list(s) for s in self.shears],
             "products": [list(s) for s in self.products],
             "outer": [[g, list(e)] for g, e in self.outer],
+            "levels": [list(x) for x in self.levels],
             "description": self.description,
         }
 
@@ -193,7 +205,8 @@ def law_from_spec(spec: dict | str) -> Law:
     priors = {k: Prior.from_dict(v) for k, v in spec["priors"].items()}
     return replace(base, priors=priors, shears=tuple(map(tuple, spec["shears"])),
                    products=tuple(map(tuple, spec.get("products", []))),
-                   outer=tuple((g, tuple(e)) for g, e in spec.get("outer", [])))
+                   outer=tuple((g, tuple(e)) for g, e in spec.get("outer", [])),
+                   levels=tuple(map(tuple, spec.get("levels", []))))
 
 
 register_law(CHINCHILLA)

@@ -90,7 +90,12 @@ def resolve_priors(law: Law, noise: str, priors: dict | None, discrepancy: str =
         if name not in valid:
             raise LawError(f"priors: {name!r} is not a parameter of law {law.name!r}; valid names: {valid}")
         out[name] = Prior.from_dict(p)
-    log_scale = {c for c, _, _ in law.shears} | {c for c, *_ in law.products}
+    sheared = {c for c, _, _ in law.shears}
+    for name, p in out.items():
+        if p.family in TERM_FAMILIES and name not in sheared:
+            raise LawError(f"priors: {p.family!r} is a prior on a law's term; {name!r} is not the coefficient "
+                           f"of a term (those are {sorted(sheared)})")
+    log_scale = sheared | {c for c, *_ in law.products}
     for name in log_scale:
         if out[name].family not in LOG_SCALE_FAMILIES:
             raise LawError(
@@ -107,7 +112,9 @@ def resolve_priors(law: Law, noise: str, priors: dict | None, discrepancy: str =
 
 
 #: priors allowed on coefficients the sampler handles on the log scale (support (0, inf))
-LOG_SCALE_FAMILIES = ("lognormal", "gamma", "halfnormal", "halfcauchy", "exponential")
+LOG_SCALE_FAMILIES = ("lognormal", "gamma", "halfnormal", "halfcauchy", "exponential", "term_halfnormal")
+#: priors on a sheared coefficient's term at the reference point rather than on the coefficient
+TERM_FAMILIES = ("term_halfnormal",)
 
 
 def _log_prior_dist(prior: Prior, shift, scale=1.0):
@@ -131,9 +138,17 @@ def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict) -> dic
       raised to the power gamma, and a sheared coefficient of such an
       exponent as gamma * (log coef - exponent * centre);
     - ``law.products``: log(coef * partner) [- log(pivot) / partner];
-    - ``law.shears``: log(coef) - exponent * centre.
+    - ``law.shears``: log(coef) - exponent * centre;
+    - ``law.levels``: a sheared coordinate less ``other * centre[key]``;
+    - a ``term_halfnormal`` prior: the signed square root ``r`` of the term
+      ``coef * exp(-exponent * centre)`` is sampled (``{coef}_root``,
+      Normal(0, scale)); the term is ``r^2``. A term the data bound only from
+      above then meets a soft (polynomial) wall in ``r`` instead of an
+      exponential one in log(coef), and a vanishing term sits at ``r = 0``
+      instead of a tail towards log 0.
     """
     sheared = {coef: (expo, cov) for coef, expo, cov in law.shears}
+    levels = {coef: (other, key) for coef, other, key in getattr(law, "levels", ())}
     products = {c: others for c, *others in law.products}
     gamma_of = {e: g for g, exps in law.outer for e in exps}
     effective = {e: g for e, g in gamma_of.items() if priors[e].family == "lognormal"}
@@ -155,8 +170,15 @@ def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict) -> dic
     for name in law.params:
         if name in sheared:
             expo, cov = sheared[name]
+            if priors[name].family == "term_halfnormal":
+                r = numpyro.sample(f"{name}_root", dist.Normal(0.0, priors[name].params["scale"]))
+                theta[name] = numpyro.deterministic(name, r ** 2 * jnp.exp(theta[expo] * centre[cov]))
+                continue
             shift = theta[expo] * centre[cov]
             scale = theta[gamma_of[expo]] if expo in gamma_of else 1.0
+            if name in levels:  # (log coef - shift) * scale - other * centre[key]
+                other, key = levels[name]
+                shift = shift + theta[other] * centre[key] / scale
             z = numpyro.sample(f"log_{name}_c", _log_prior_dist(priors[name], shift, scale))
             theta[name] = numpyro.deterministic(name, jnp.exp(z / scale + shift))
     return theta

@@ -22,6 +22,9 @@ FAMILIES = {
     "uniform": ("Uniform", ("low", "high")),
     "truncnormal": ("TruncatedNormal", ("loc", "scale", "low", "high")),
     "studentt": ("StudentT", ("df", "loc", "scale")),
+    # a prior on a sheared coefficient's TERM at the sweep's reference point, not on the coefficient:
+    # sqrt(coef / x_ref^exponent) ~ HalfNormal(scale) (see bayesdistill.model.sample_coefficients)
+    "term_halfnormal": (None, ("scale",)),
 }
 
 
@@ -33,7 +36,11 @@ class Prior:
     ----------
     family : str
         One of ``normal``, ``lognormal``, ``halfnormal``, ``halfcauchy``,
-        ``exponential``, ``gamma``, ``uniform``, ``truncnormal``, ``studentt``.
+        ``exponential``, ``gamma``, ``uniform``, ``truncnormal``, ``studentt``,
+        or ``term_halfnormal`` (sheared coefficients only): a prior on the
+        term ``coef / x^exponent`` at the sweep's reference point ``x`` rather
+        than on ``coef``: its square root is HalfNormal(``scale``), so the
+        term may vanish (the student's data term of the distillation law).
     params : dict
         The family's parameters by numpyro name, e.g. ``{"loc": 0, "scale": 1}``.
     note : str
@@ -75,6 +82,8 @@ class Prior:
         import numpyro.distributions as dist
 
         ctor, names = FAMILIES[self.family]
+        if ctor is None:
+            raise LawError(f"prior {self.family!r} is a prior on a law's term, defined only inside the model")
         return getattr(dist, ctor)(**{n: float(self.params[n]) for n in names})
 
     def widened(self, factor: float) -> Prior:

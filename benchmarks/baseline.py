@@ -117,9 +117,25 @@ def objective(params, logN, logD, logL, delta: float = HUBER_DELTA):
     return float(value), grad
 
 
-def _fit(x0, logN, logD, logL):
-    res = minimize(objective, x0, args=(logN, logD, logL), method="L-BFGS-B",
-                   jac=True, options=LBFGS_OPTIONS)
+def published_objective(params, logN, logD, logL, delta: float = HUBER_DELTA) -> float:
+    """The objective as Epoch AI's notebook writes it: value only, no gradient.
+
+    ``minimize(..., method="L-BFGS-B")`` then differentiates it by finite
+    differences with SciPy's default tolerances (the recipe people copy).
+    """
+    a, b, e, alpha, beta = params
+    pred = np.log(np.exp(a - alpha * logN) + np.exp(b - beta * logD) + np.exp(e))
+    r = logL - pred
+    return float(np.sum(np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))))
+
+
+def _fit(x0, logN, logD, logL, published: bool = False):
+    if published:
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = minimize(published_objective, x0, args=(logN, logD, logL), method="L-BFGS-B")
+    else:
+        res = minimize(objective, x0, args=(logN, logD, logL), method="L-BFGS-B",
+                       jac=True, options=LBFGS_OPTIONS)
     return res.x, float(res.fun)
 
 
@@ -130,8 +146,12 @@ def to_natural(x) -> dict:
     return {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta}
 
 
-def grid_fit(logN, logD, logL, grid=GRID_AXES) -> dict:
+def grid_fit(logN, logD, logL, grid=GRID_AXES, published: bool = False) -> dict:
     """L-BFGS-B from every start of the grid; keep the lowest objective.
+
+    ``published=True`` runs the recipe as published (finite-difference
+    gradients, SciPy's default tolerances, :func:`published_objective`);
+    the default is our faster version (analytic gradient, tight tolerances).
 
     Returns
     -------
@@ -142,7 +162,7 @@ def grid_fit(logN, logD, logL, grid=GRID_AXES) -> dict:
     t0 = time.perf_counter()
     best_x, best_f, n = None, np.inf, 0
     for x0 in itertools.product(*grid):
-        x, f = _fit(np.array(x0), logN, logD, logL)
+        x, f = _fit(np.array(x0), logN, logD, logL, published)
         n += 1
         if np.isfinite(f) and f < best_f:
             best_x, best_f = x, f
@@ -150,7 +170,7 @@ def grid_fit(logN, logD, logL, grid=GRID_AXES) -> dict:
             "seconds": time.perf_counter() - t0, "x": best_x}
 
 
-def bootstrap(logN, logD, logL, best, n_boot: int = 4000, seed: int = 0):
+def bootstrap(logN, logD, logL, best, n_boot: int = 4000, seed: int = 0, published: bool = False):
     """Refit on ``n_boot`` resamples of the points, starting from ``best`` each time.
 
     Parameters
@@ -163,6 +183,8 @@ def bootstrap(logN, logD, logL, best, n_boot: int = 4000, seed: int = 0):
         Number of resamples.
     seed : int, optional
         Seed of the NumPy generator.
+    published : bool, optional
+        Refit with the recipe as published (see :func:`grid_fit`).
 
     Returns
     -------
@@ -178,13 +200,16 @@ def bootstrap(logN, logD, logL, best, n_boot: int = 4000, seed: int = 0):
     t0 = time.perf_counter()
     for i in range(n_boot):
         idx = rng.integers(0, n, n)
-        x, _ = _fit(x0, logN[idx], logD[idx], logL[idx])
+        x, _ = _fit(x0, logN[idx], logD[idx], logL[idx], published)
         out[i] = list(to_natural(x).values())
     return out, time.perf_counter() - t0
 
 
-def run_baseline(n_boot: int = 4000, grid: bool = True, seed: int = 0) -> dict:
+def run_baseline(n_boot: int = 4000, grid: bool = True, seed: int = 0, published: bool = False) -> dict:
     """Full baseline: load data, grid fit (or single start at Epoch's fit), bootstrap.
+
+    ``published=True``: finite-difference gradients and SciPy's defaults, as
+    in Epoch AI's notebook (see :func:`grid_fit`).
 
     Returns
     -------
@@ -197,7 +222,7 @@ def run_baseline(n_boot: int = 4000, grid: bool = True, seed: int = 0) -> dict:
     df = load_points()
     logN, logD, logL = (np.log(df[c].to_numpy()) for c in ("N", "D", "L"))
     if grid:
-        best = grid_fit(logN, logD, logL)
+        best = grid_fit(logN, logD, logL, published=published)
     else:
         x0 = np.array([np.log(EPOCH_FIT["A"]), np.log(EPOCH_FIT["B"]),
                        np.log(EPOCH_FIT["E"]), EPOCH_FIT["alpha"], EPOCH_FIT["beta"]])
@@ -210,7 +235,7 @@ def run_baseline(n_boot: int = 4000, grid: bool = True, seed: int = 0) -> dict:
     intervals = {}
     boot_seconds = 0.0
     if n_boot > 0:
-        samples, boot_seconds = bootstrap(logN, logD, logL, best, n_boot, seed)
+        samples, boot_seconds = bootstrap(logN, logD, logL, best, n_boot, seed, published)
         a_exp = samples[:, 4] / (samples[:, 3] + samples[:, 4])
         cols = dict(zip(PARAM_NAMES, samples.T, strict=True)) | {"a": a_exp}
         intervals = {k: tuple(np.percentile(v, [5, 95])) for k, v in cols.items()}
@@ -228,8 +253,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-grid", action="store_true",
                         help="one start at Epoch's published fit, not the grid")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--published", action="store_true",
+                        help="finite-difference gradients and SciPy defaults, as Epoch's notebook")
     args = parser.parse_args(argv)
-    res = run_baseline(n_boot=args.n_boot, grid=not args.no_grid, seed=args.seed)
+    res = run_baseline(n_boot=args.n_boot, grid=not args.no_grid, seed=args.seed, published=args.published)
     p, ci = res["point"], res["intervals"]
     print(f"points: {res['n_points']}  starts: {p['n_starts']}  "
           f"objective: {p['objective']:.6g}")

@@ -5,7 +5,12 @@ The 240 Chinchilla points Epoch AI used (five highest-loss runs dropped),
 *cold* (empty JAX compilation cache: includes XLA compilation) and *warm*
 (the cache a user has from the second fit on). Side by side, in the same run,
 the method people use today (``benchmarks/baseline.py``): Huber loss on log
-residuals, L-BFGS-B from the 4,500-start grid, then 4,000 bootstrap refits.
+residuals, L-BFGS-B from the 4,500-start grid, then 4,000 bootstrap refits,
+twice: as published (Epoch AI's notebook: finite-difference gradients, SciPy's
+default tolerances) and our faster version of it (analytic gradient, tight
+tolerances). The issue quoted ~1,000 s (grid) + ~80 s (bootstrap) for the
+recipe on this machine; both versions measure far faster here, and the
+speed-up targets are reported against the measured times, not the quote.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ def run(n_boot: int = 4000) -> dict:
     t = time.perf_counter()
     base = run_baseline(n_boot=n_boot, grid=True, seed=0)
     base_wall = time.perf_counter() - t
+    t = time.perf_counter()
+    pub = run_baseline(n_boot=n_boot, grid=True, seed=0, published=True)
+    pub_wall = time.perf_counter() - t
     ess = warm["checks"]["min ESS bulk"]
     res = {
         "posterior_cold_s": cold["fit_s"],
@@ -71,6 +79,10 @@ def run(n_boot: int = 4000) -> dict:
         "grid_s": base["grid_seconds"],
         "bootstrap_s": base["bootstrap_seconds"],
         "baseline_total_s": base_wall,
+        "published_grid_s": pub["grid_seconds"],
+        "published_bootstrap_s": pub["bootstrap_seconds"],
+        "published_total_s": pub_wall,
+        "published_point": {k: pub["point"][k] for k in NAMES},
         "n_boot": n_boot,
         "posterior_intervals": warm["intervals"],
         "bootstrap_intervals": {k: list(base["intervals"][k]) for k in NAMES},
@@ -80,11 +92,13 @@ def run(n_boot: int = 4000) -> dict:
         s = res[f"posterior_{tag}_s"]
         res[f"speedup_vs_grid_bootstrap_{tag}"] = base_wall / s
         res[f"speedup_vs_bootstrap_{tag}"] = base["bootstrap_seconds"] / s
+        res[f"speedup_vs_published_{tag}"] = pub_wall / s
+        res[f"speedup_vs_published_bootstrap_{tag}"] = pub["bootstrap_seconds"] / s
     res["targets"] = {
         "posterior <= 10 s (warm cache)": res["posterior_warm_s"] <= 10,
         "posterior <= 10 s (cold, incl. compilation)": res["posterior_cold_s"] <= 10,
-        ">= 50x faster than grid + bootstrap (warm)": res["speedup_vs_grid_bootstrap_warm"] >= 50,
-        ">= 5x faster than bootstrap alone (warm)": res["speedup_vs_bootstrap_warm"] >= 5,
+        ">= 50x faster than grid + bootstrap as published (cold)": res["speedup_vs_published_cold"] >= 50,
+        ">= 5x faster than the published bootstrap alone (cold)": res["speedup_vs_published_bootstrap_cold"] >= 5,
         "max R-hat <= 1.01": res["max_rhat"] <= 1.01,
         "min ESS bulk >= 1000": ess >= 1000,
         "zero divergences": res["divergences"] == 0,
@@ -103,10 +117,14 @@ def markdown(res: dict) -> str:
         f"| L-BFGS-B from 4,500-start grid | {res['grid_s']:.1f} | |",
         f"| {res['n_boot']:,} bootstrap refits | {res['bootstrap_s']:.1f} | |",
         f"| grid + bootstrap total | {res['baseline_total_s']:.1f} | |",
+        f"| as published (finite differences, SciPy defaults): grid | {res['published_grid_s']:.1f} | |",
+        f"| as published: {res['n_boot']:,} bootstrap refits | {res['published_bootstrap_s']:.1f} | |",
+        f"| as published: total | {res['published_total_s']:.1f} | |",
         "",
-        f"Speed-up (warm / cold): {res['speedup_vs_grid_bootstrap_warm']:.0f}x / "
-        f"{res['speedup_vs_grid_bootstrap_cold']:.0f}x vs grid + bootstrap, "
-        f"{res['speedup_vs_bootstrap_warm']:.1f}x / {res['speedup_vs_bootstrap_cold']:.1f}x vs the bootstrap alone. "
+        f"Speed-up (warm / cold): {res['speedup_vs_published_warm']:.1f}x / {res['speedup_vs_published_cold']:.1f}x "
+        f"vs grid + bootstrap as published, {res['speedup_vs_grid_bootstrap_warm']:.1f}x / "
+        f"{res['speedup_vs_grid_bootstrap_cold']:.1f}x vs our faster version; "
+        f"{res['speedup_vs_bootstrap_warm']:.1f}x / {res['speedup_vs_bootstrap_cold']:.1f}x vs its bootstrap alone. "
         f"max R-hat {res['max_rhat']:.4f}, min ESS bulk {res['ess_bulk_min']:.0f}, divergences {res['divergences']:.0f}.",
         "",
         "| coefficient | posterior median (90% interval) | bootstrap point (90% interval) |",
