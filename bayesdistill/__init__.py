@@ -10,6 +10,10 @@ distillation per draw) -> :mod:`decide`, :mod:`planning`, :mod:`voi`
 
 __version__ = "0.1.0"
 
+from .devices import use_cpu_cores  # noqa: E402
+
+use_cpu_cores()  # before JAX starts its CPU backend: chains on separate cores (see bayesdistill.devices)
+
 from .allocate import allocate, optimal  # noqa: E402
 from .compare import compare  # noqa: E402
 from .data import Sweep, read_sweep  # noqa: E402

@@ -41,10 +41,50 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
-CHAIN_METHODS = ("vectorized", "sequential", "parallel")
+CHAIN_METHODS = ("auto", "vectorized", "sequential", "parallel")
 
 
-def _check_settings(chains, draws, warmup, seed, target_accept, chain_method="vectorized", priors=None):
+def _pmap_of_vmap(n_devices: int):
+    """A numpyro chain method: chains split over ``n_devices`` CPU devices, vectorised within each."""
+
+    def method(single_chain):
+        def run(args):
+            n = jax.tree.leaves(args)[0].shape[0]
+            split = jax.tree.map(lambda x: x.reshape((n_devices, n // n_devices) + x.shape[1:]), args)
+            out = jax.pmap(jax.vmap(single_chain))(split)
+            return jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), out)
+
+        return run
+
+    return method
+
+
+#: ``"auto"`` splits chains over CPU devices only when runs x (warmup + draws) reaches this: compiling
+#: for several devices costs ~4 s more, which small fits (the test suite's) never win back
+PARALLEL_MIN_WORK = 200_000
+
+
+def resolve_chain_method(chain_method: str, chains: int, work: int = PARALLEL_MIN_WORK):
+    """``(numpyro chain method, label)``; ``"auto"`` runs chains on separate CPU cores where it pays.
+
+    On the CPU backend with several host devices (see
+    :func:`bayesdistill.devices.use_cpu_cores`) and ``work`` (runs x
+    iterations) of at least ``PARALLEL_MIN_WORK``, the chains are split over
+    the largest number of devices that divides them and vectorised within
+    each: on 2 cores the joint distillation fit on the replica takes 63 s
+    instead of 106 s and the Chinchilla fit 19 s instead of 24 s (cold).
+    Elsewhere (small fits, one device, a GPU) ``"vectorized"``.
+    """
+    if chain_method != "auto":
+        return chain_method, chain_method
+    if jax.default_backend() == "cpu" and chains > 1 and work >= PARALLEL_MIN_WORK:
+        n = max(d for d in range(1, min(jax.local_device_count(), chains) + 1) if chains % d == 0)
+        if n > 1:
+            return _pmap_of_vmap(n), f"{n} CPU devices x {chains // n} vectorized chains"
+    return "vectorized", "vectorized"
+
+
+def _check_settings(chains, draws, warmup, seed, target_accept, chain_method="auto", priors=None):
     """Sampler settings as plain Python values; a clear error for anything else."""
     out = {}
     for name, v, lo in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
@@ -78,7 +118,7 @@ def fit(
     seed: int = 0,
     target_accept: float | None = None,
     dense_mass: bool = True,
-    chain_method: str = "vectorized",
+    chain_method: str = "auto",
     progress_bar: bool = True,
     review: bool = True,
     teacher: str = "measured",
@@ -105,8 +145,12 @@ def fit(
         broken power law and weakly identified data term need small steps.
     dense_mass : bool
         Adapt a dense mass matrix (cheap for these few parameters).
-    chain_method : {"vectorized", "sequential", "parallel"}
-        How chains run ("parallel" needs several JAX devices).
+    chain_method : {"auto", "vectorized", "sequential", "parallel"}
+        How chains run. ``"auto"`` (default): on separate CPU cores where
+        JAX has several host devices, else vectorised (see
+        :func:`resolve_chain_method`); ``"parallel"`` needs one device per
+        chain. Draws depend on the method (and so, under ``"auto"``, on the
+        number of cores): the same seed and method give identical draws.
     progress_bar : bool
         Show numpyro's progress bar.
     review : bool
@@ -143,8 +187,10 @@ def fit(
                                                                     teacher_noise, discrepancy)
     kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=dense_mass,
                   init_strategy=init_to_median(num_samples=15))
+    n_runs = len(sweep.supervised) + (len(sweep.distillation) if joint else 0)
+    method, method_label = resolve_chain_method(chain_method, chains, n_runs * (warmup + draws))
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=chain_method, progress_bar=progress_bar)
+                chain_method=method, progress_bar=progress_bar)
     enable_compilation_cache()
     t0 = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(seed), *args, **kwargs, extra_fields=("diverging", "energy"))
@@ -157,7 +203,7 @@ def fit(
     config = {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed,
               "target_accept": target_accept, "dense_mass": dense_mass, "seconds": seconds,
               "source": sweep.source, "teacher": teacher, "teacher_noise": teacher_noise,
-              "discrepancy": discrepancy}
+              "discrepancy": discrepancy, "chain_method": method_label}
     post = Posterior(idata, law, pri, noise, centre, config)
     if review:
         warn_if_failed(post.review())

@@ -133,9 +133,9 @@ class Posterior:
 
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
         """Posterior mean, sd, equal-tailed interval, ESS and R-hat of every parameter."""
-        d = self.draws()
+        d = {k: v.astype(np.float64) for k, v in self.draws().items()}  # float32 squares of B' can overflow
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
-        diag = az.summary(self.idata, var_names=self.param_names, kind="diagnostics")
+        diag = az.summary(self.idata.posterior[self.param_names].astype("float64"), kind="diagnostics")
         rows = {
             n: {"mean": v.mean(), "sd": v.std(ddof=1) if len(v) > 1 else 0.0, "median": np.median(v),
                 f"q{lo * 100:02.0f}": np.quantile(v, lo), f"q{hi * 100:02.0f}": np.quantile(v, hi)}
@@ -234,6 +234,12 @@ class Posterior:
         from .students import student_vs_supervised
 
         return student_vs_supervised(self, N_S, D_S, N_T, D_T, L_T)
+
+    def identification(self, **kwargs) -> pd.DataFrame:
+        """Prior vs posterior width of each coefficient: which the data identify; see :mod:`bayesdistill.identify`."""
+        from .identify import identification
+
+        return identification(self, **kwargs)
 
     def capacity_gap(self, N_S, D_S, N_T_grid=None, tokens_per_param_T: float = 20.0):
         """Student loss against teacher size and the best teacher per draw; see :mod:`bayesdistill.students`."""

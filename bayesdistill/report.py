@@ -239,6 +239,21 @@ def _fitted_section(post):
     return lines
 
 
+def _identification_section(post) -> list[str]:
+    """Which coefficients the data narrowed well below their prior (:mod:`bayesdistill.identify`)."""
+    ident = post.identification()
+    weak = [k for k, v in ident["identified"].items() if not v]
+    rows = [[k, f"{r.width_ratio:.2f}", "yes" if r.identified else "**no**",
+             f"{fmt(r.prior_q05)} to {fmt(r.prior_q95)}", f"{fmt(r.q05)} to {fmt(r.q95)}"]
+            for k, r in ident.iterrows()]
+    return ["", "## What the data identify", "",
+            "Posterior 90% width of each log coefficient as a share of its prior's; below 0.5 counts as "
+            "identified. " + (f"Not identified: {', '.join(weak)}: their intervals restate the prior."
+                              if weak else "Every coefficient is identified."), "",
+            markdown_table(["quantity", "width ratio", "identified", "prior 90%", "posterior 90%"], rows,
+                           align="lrlll")]
+
+
 def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper") -> Path:
     """Write ``report.md`` and its plots for a fitted posterior.
 
@@ -285,6 +300,7 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
               + (" and `nu` the Student-t degrees of freedom." if post.noise == "student_t" else "."),
               "q05 and q95 bound the 90% equal-tailed interval.", ""]
     lines.append(markdown_table(*summary_table(post)))
+    lines += _identification_section(post)
 
     s = co.summary().iloc[0]
     n_max = float(data["N"].max())

@@ -66,7 +66,7 @@ class Review:
 
 def review_idata(idata, var_names: list[str]) -> Review:
     """Check R-hat, bulk and tail ESS, divergences and BFMI of ``idata``."""
-    post = idata.posterior[var_names]
+    post = idata.posterior[var_names].astype("float64")  # float32 squares of a wide coefficient (B') overflow
     n_chains = post.sizes["chain"]
     ess_min = ESS_PER_CHAIN_MIN * n_chains
     with warnings.catch_warnings():

@@ -47,7 +47,10 @@ def split():
 
 @pytest.fixture(scope="module")
 def fits(split):
-    return {kind: bd.fit(split[0], discrepancy=kind, **FAST) for kind in ("none", "distance")}
+    # 2 x 500 draws: at 2 x 150 the 5% / 95% predictive quantiles of the constant-noise fit move
+    # enough with the chain split to take one more of the 12 held-out runs (10/12 instead of its 9/12)
+    return {kind: bd.fit(split[0], discrepancy=kind, **{**FAST, "draws": 500, "warmup": 300})
+            for kind in ("none", "distance")}
 
 
 def _coverage(post, test):

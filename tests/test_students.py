@@ -202,3 +202,27 @@ def test_plot_distill_pairs(joint):
     assert isinstance(small, Figure)
     with pytest.raises(BayesDistillError, match="unknown"):
         plots_distill.plot_distill_pairs(joint, var_names=["c1", "nope"])
+
+
+# ------------------------------------------------------------ identification
+
+
+def test_identification_separates_what_the_runs_pin_down(joint):
+    ident = joint.identification(num_samples=2000)
+    assert {"A_prime", "B_prime", "c1", "f1", "c1*f1", "1/f1", "alpha_prime*gamma_prime"} <= set(ident.index)
+    assert list(ident.columns) == ["prior_q05", "prior_q95", "q05", "median", "q95", "width_ratio", "identified"]
+    # the supervised irreducible loss and the student's size exponent (times gamma') are pinned down by
+    # 177 runs; the student's data term is not (it is ~1% of the size term on the paper's design)
+    assert ident.loc["E", "identified"] and ident.loc["alpha_prime*gamma_prime", "identified"]
+    assert not ident.loc["B_prime", "identified"]
+    assert ident.loc["E", "width_ratio"] < 0.2 < ident.loc["B_prime", "width_ratio"]
+    assert (ident["prior_q05"] <= ident["prior_q95"]).all() and (ident["q05"] <= ident["q95"]).all()
+    # same seed, same numbers
+    pd.testing.assert_frame_equal(ident, joint.identification(num_samples=2000))
+
+
+def test_identification_checks_its_arguments(joint):
+    with pytest.raises(BayesDistillError, match="num_samples"):
+        joint.identification(num_samples=10)
+    with pytest.raises(BayesDistillError, match="threshold"):
+        joint.identification(threshold=0)
