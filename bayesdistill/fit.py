@@ -308,6 +308,7 @@ def _joint_inputs(sweep, law, pri, noise, teacher, teacher_noise, discrepancy="n
     # Table 6), the bound is then on log B'_c alone instead of tying log B' to beta'. On the replica
     # with default priors: 35 divergences per 4,000 draws sheared at the mean; 3 and 15 in two runs
     # sheared at the minimum (the rest sit where beta' is small and the term acts as a constant).
+    # The same point is the reference of the default prior on that term (``term_halfnormal``).
     # mean log teacher loss (measured where given, else the supervised runs' mean log loss): c0 log L_T
     # trades with the student's level, so the sampler works on the level less c0 * L_T (law.levels)
     log_lt = np.log(dis.loc[measured, "L_T"].to_numpy(float)) if measured.any() else np.log(sup["loss"].to_numpy(float))

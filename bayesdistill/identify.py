@@ -35,7 +35,7 @@ def _combinations(law) -> dict:
     return out
 
 
-def _width(x) -> np.ndarray:
+def _width(x) -> float:
     """90% width of log(x) (robust to heavy tails; draws that overflowed are dropped)."""
     x = np.asarray(x, float)
     lx = np.log(x[np.isfinite(x) & (x > 0)])

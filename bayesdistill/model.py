@@ -148,7 +148,7 @@ def sample_coefficients(law: Law, priors: dict[str, Prior], centre: dict) -> dic
       instead of a tail towards log 0.
     """
     sheared = {coef: (expo, cov) for coef, expo, cov in law.shears}
-    levels = {coef: (other, key) for coef, other, key in getattr(law, "levels", ())}
+    levels = {coef: (other, key) for coef, other, key in law.levels}
     products = {c: others for c, *others in law.products}
     gamma_of = {e: g for g, exps in law.outer for e in exps}
     effective = {e: g for e, g in gamma_of.items() if priors[e].family == "lognormal"}
@@ -248,7 +248,7 @@ def _polar_scales(site, tau_site, a, b, m2):
     ``log_{site}_total``). The data pin ``S`` down tightly and ``phi``
     loosely; in ``(log sigma, tau)`` the same posterior is a curved ridge
     ``sigma^2 + tau^2 m2 = S^2`` that forced NUTS into ~45 leapfrog steps per
-    draw on the Chinchilla points (~25 in these coordinates).
+    draw on the Chinchilla points (~28 in these coordinates).
     """
     phi = numpyro.sample(f"{site}_angle", dist.Uniform(0.0, 0.5 * np.pi))
     c, s = jnp.cos(phi), jnp.sin(phi)

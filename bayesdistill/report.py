@@ -241,14 +241,16 @@ def _fitted_section(post):
 
 def _identification_section(post) -> list[str]:
     """Which coefficients the data narrowed well below their prior (:mod:`bayesdistill.identify`)."""
+    from .identify import IDENTIFIED_BELOW
+
     ident = post.identification()
     weak = [k for k, v in ident["identified"].items() if not v]
     rows = [[k, f"{r.width_ratio:.2f}", "yes" if r.identified else "**no**",
              f"{fmt(r.prior_q05)} to {fmt(r.prior_q95)}", f"{fmt(r.q05)} to {fmt(r.q95)}"]
             for k, r in ident.iterrows()]
     return ["", "## What the data identify", "",
-            "Posterior 90% width of each log coefficient as a share of its prior's; below 0.5 counts as "
-            "identified. " + (f"Not identified: {', '.join(weak)}: their intervals restate the prior."
+            "Posterior 90% width of each log coefficient as a share of its prior's; below "
+            f"{IDENTIFIED_BELOW:g} counts as identified. " + (f"Not identified: {', '.join(weak)}: their intervals restate the prior."
                               if weak else "Every coefficient is identified."), "",
             markdown_table(["quantity", "width ratio", "identified", "prior 90%", "posterior 90%"], rows,
                            align="lrlll")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 
 import jax
@@ -20,8 +21,6 @@ def test_use_cpu_cores_sets_the_flag_once(monkeypatch):
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.setenv(devices.ENV, "3")
     assert devices.use_cpu_cores() == 3
-    import os
-
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"
     assert devices.use_cpu_cores() == 1  # already set: left alone
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1")
