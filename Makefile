@@ -1,6 +1,11 @@
 # bayesdistill: two commands after cloning, `make demo` and `make test`.
-# Each creates .venv (Python 3.11) and installs the package when missing.
-PYTHON ?= python3.11
+# Each creates .venv and installs the package (editable, with the test extras) when missing.
+# The Python is the first of python3.13, python3.12, python3.11, python3 that runs and is 3.11-3.13;
+# choose another with `make test PYTHON=/path/to/python3.12` (after `make clean` if .venv exists).
+SUPPORTED := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach p,python3.13 python3.12 python3.11 python3,$(shell $(p) -c '$(SUPPORTED)' >/dev/null 2>&1 && echo $(p))))
+endif
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -8,7 +13,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.11-3.13 found (python3.13, python3.12, python3.11, python3); set PYTHON=/path/to/python3.12"; exit 1; }
+	@$(PYTHON) -c '$(SUPPORTED)' || { echo "error: $(PYTHON) is not Python 3.11-3.13"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
@@ -17,15 +23,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/bayesdistill demo --out out
 
+# the suite runs on TEST_WORKERS pytest-xdist workers (one per core of the 2-core CI machine)
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/ruff check bayesdistill tests benchmarks data
-	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check bayesdistill tests benchmarks data models
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 lint: $(STAMP)
-	$(BIN)/ruff check bayesdistill tests benchmarks data
+	$(BIN)/ruff check bayesdistill tests benchmarks data models
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

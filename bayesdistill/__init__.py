@@ -10,9 +10,10 @@ distillation per draw) -> :mod:`decide`, :mod:`planning`, :mod:`voi`
 
 __version__ = "0.1.0"
 
-from .devices import use_cpu_cores  # noqa: E402
+from .devices import import_arviz_quietly, use_cpu_cores  # noqa: E402
 
 use_cpu_cores()  # before JAX starts its CPU backend: chains on separate cores (see bayesdistill.devices)
+import_arviz_quietly()  # before any module imports arviz: no date-dependent banner
 
 from .allocate import allocate, optimal  # noqa: E402
 from .compare import compare  # noqa: E402

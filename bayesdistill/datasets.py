@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+from ._files import shipped_file
+from .errors import InputError
+
+#: the folder holding the bundled CSVs: the repository's ``data/``, or its copy inside an installed wheel
+DATA_DIR = shipped_file("data", "gadre_c4.csv").parent
 
 _DATASETS = {  # name -> (file, description, licence)
     "gadre_c4": ("gadre_c4.csv", "Gadre et al. 2024 open_lm over-training sweep: "
@@ -64,9 +68,9 @@ def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
         The CSV is missing from ``DATA_DIR``.
     """
     if name not in _DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(_DATASETS)}")
+        raise InputError(f"unknown dataset {name!r}; valid names: {sorted(_DATASETS)}")
     if dataset is not None and name != "gadre_c4":
-        raise ValueError(f"`dataset` filtering is only supported for 'gadre_c4', not {name!r}")
+        raise InputError(f"`dataset` filtering is only supported for 'gadre_c4', not {name!r}")
     path = DATA_DIR / _DATASETS[name][0]
     if not path.is_file():
         raise FileNotFoundError(
@@ -75,7 +79,7 @@ def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
     if dataset is not None:
         valid = sorted(df["dataset"].unique())
         if dataset not in valid:
-            raise ValueError(f"unknown training dataset {dataset!r}; valid values: {valid}")
+            raise InputError(f"unknown training dataset {dataset!r}; valid values: {valid}")
         df = df[df["dataset"] == dataset].reset_index(drop=True)
     return df
 
@@ -83,7 +87,7 @@ def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
 def shared_data_dir() -> Path:
     """Folder with the raw sources: ``$BAYESDISTILL_SHARED_DATA`` or ``<repo>/../shared/data``."""
     env = os.environ.get("BAYESDISTILL_SHARED_DATA")
-    return Path(env) if env else DATA_DIR.parent.parent / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
@@ -105,7 +109,7 @@ def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
         ``epoch_chinchilla/svg_extracted_data.csv`` is not under :func:`shared_data_dir`.
     """
     if drop_highest < 0:
-        raise ValueError("drop_highest must be >= 0")
+        raise InputError("drop_highest must be >= 0")
     path = shared_data_dir() / "epoch_chinchilla" / "svg_extracted_data.csv"
     if not path.is_file():
         raise FileNotFoundError(

@@ -12,6 +12,7 @@ bayesdistill before running JAX code to get it).
 from __future__ import annotations
 
 import os
+import warnings
 
 ENV = "BAYESDISTILL_CPU_DEVICES"
 #: at most this many host devices by default (4 chains is the default)
@@ -44,3 +45,17 @@ def use_cpu_cores() -> int:
         return 1
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
     return n
+
+
+def import_arviz_quietly() -> None:
+    """Import ArviZ without its once-a-day ``FutureWarning`` banner about its coming refactor.
+
+    ArviZ 0.23 prints the banner on the first import of each day and records
+    that it did in the user's cache folder, so whether it appears depends on
+    the date and on that cache. It says nothing about bayesdistill's results;
+    every other warning still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                                category=FutureWarning)
+        import arviz  # noqa: F401

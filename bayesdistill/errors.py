@@ -11,6 +11,10 @@ class BayesDistillError(Exception):
     """Base class of every error bayesdistill raises on purpose."""
 
 
+class InputError(BayesDistillError, ValueError):
+    """An argument is invalid (a negative size, an unknown option or dataset name)."""
+
+
 class SweepError(BayesDistillError, ValueError):
     """A sweep (table of training runs) is malformed: names column and row."""
 

@@ -12,6 +12,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class ArchSettings:
@@ -75,14 +77,14 @@ def _checked(name, x):
     if isinstance(x, (numbers.Real, np.ndarray, np.generic)):
         arr = np.asarray(x, dtype=float)
         if not np.all(arr > 0):
-            raise ValueError(f"{name} must be positive (got {x!r})")
+            raise InputError(f"{name} must be positive (got {x!r})")
         return arr if isinstance(x, np.ndarray) else float(arr)
     return x
 
 
 def _check_option(kind, value, options):
     if not isinstance(value, str) or value not in options:
-        raise ValueError(f"unknown {kind} {value!r}; options: {', '.join(options)}")
+        raise InputError(f"unknown {kind} {value!r}; options: {', '.join(options)}")
 
 
 def forward_flops(N, arch: ArchSettings = PAPER_ARCH):

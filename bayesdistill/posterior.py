@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import arviz as az
@@ -22,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from ._files import write_atomically
 from .errors import BayesDistillError, PosteriorFileError
 from .laws import Law, law_from_spec
 from .model import DISCREPANCY_SITES, distance_sq, noise_scale
@@ -275,17 +274,7 @@ class Posterior:
         spec = json.dumps(self.spec())
         self.idata.posterior.attrs[ATTR] = spec
         self.idata.posterior.attrs[DIGEST_ATTR] = _digest(self.idata, spec)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            self.idata.to_netcdf(tmp, engine="h5netcdf")
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomically(path, lambda tmp: self.idata.to_netcdf(tmp, engine="h5netcdf"))
         return path
 
     def __repr__(self) -> str:

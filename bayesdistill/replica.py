@@ -14,14 +14,14 @@ to write the bundled CSV (see ``data/paper_replica.md``).
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
+from ._files import write_atomically
+from .errors import InputError
 from .flops import tokens_for_budget
 
 #: Table 6 of the paper: supervised (Eq. 1) and distillation (Eq. 8) coefficients.
@@ -199,16 +199,16 @@ def simulate_sweep(design: pd.DataFrame, seed: int = 0, noise: float = 0.01, coe
     """
     for col in ("N", "D"):
         if col not in design.columns:
-            raise ValueError(f"design needs column {col!r}; found {list(design.columns)}")
+            raise InputError(f"design needs column {col!r}; found {list(design.columns)}")
     if not noise >= 0:
-        raise ValueError(f"noise must be >= 0 (got {noise!r})")
+        raise InputError(f"noise must be >= 0 (got {noise!r})")
     df = design.copy().reset_index(drop=True)
     for col in ("N_T", "D_T", "L_T"):
         df[col] = df[col].astype(float) if col in df.columns else np.nan
     if "kind" not in df.columns:
         df["kind"] = np.where(df["N_T"].notna() | df["L_T"].notna(), "distillation", "supervised")
     if not df["kind"].isin(("supervised", "distillation")).all():
-        raise ValueError("column 'kind' must hold only 'supervised' or 'distillation'")
+        raise InputError("column 'kind' must hold only 'supervised' or 'distillation'")
     rng = np.random.default_rng(seed)
     z = rng.standard_normal(len(df))
     N, D = df["N"].to_numpy(float), df["D"].to_numpy(float)
@@ -224,7 +224,7 @@ def simulate_sweep(design: pd.DataFrame, seed: int = 0, noise: float = 0.01, coe
         if np.isnan(L_T[i]):
             key = (float(df.at[i, "N_T"]), float(df.at[i, "D_T"]))
             if np.isnan(key).any():
-                raise ValueError(f"row {i} is a distillation run without a teacher: give L_T or N_T and D_T")
+                raise InputError(f"row {i} is a distillation run without a teacher: give L_T or N_T and D_T")
             if key not in known:
                 known[key] = float(supervised_loss(*key, coef)) * np.exp(noise * rng.standard_normal())
             L_T[i] = known[key]
@@ -266,7 +266,7 @@ def paper_sweep(seed: int = 0, noise: float = 0.01, coef=TABLE6, teacher: str = 
     {'distillation': 697, 'supervised': 73}
     """
     if teacher not in TEACHER_MODES:
-        raise ValueError(f"teacher must be one of {TEACHER_MODES} (got {teacher!r})")
+        raise InputError(f"teacher must be one of {TEACHER_MODES} (got {teacher!r})")
     df = simulate_sweep(paper_design(coef), seed=seed, noise=noise, coef=coef)[list(COLUMNS)]
     drop = {"both": [], "loss": ["N_T", "D_T"], "size": ["L_T"]}[teacher]
     return df.drop(columns=drop)
@@ -281,16 +281,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/paper_replica.csv"))
     args = parser.parse_args(argv)
     df = paper_sweep(seed=args.seed, noise=args.noise, teacher=args.teacher)
-    out = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(args.out.resolve(), lambda tmp: df.to_csv(tmp, index=False))
     counts = df.groupby("group", sort=False).size().to_dict()
     print(f"wrote {len(df)} runs to {args.out}: {counts}")
 

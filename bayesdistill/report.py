@@ -12,13 +12,12 @@ The small formatting helpers (:func:`fmt`, :func:`markdown_table`,
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from ._files import write_atomically, write_text_atomically
 from .flops import supervised_flops
 from .optimal import compute_optimal
 
@@ -181,36 +180,8 @@ def prediction_table(post, labels, N, D, seed: int = 0):
 
 
 # ------------------------------------------------------------------ writing
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic(path: Path, write) -> Path:
-    """Call ``write(tmp_path)``, then move the temporary file onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private (0600)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    return _atomic(path, write)
-
-
 def _save_figure(fig, path: Path, dpi: int = 110) -> Path:
-    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def _fitted_section(post):
@@ -335,7 +306,7 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
         _save_figure(fig, out / file)
         title = file.removesuffix(".png")
         lines += [f"### {title}", "", caption, "", f"![{title}]({file})", ""]
-    return _write_text(out / "report.md", "\n".join(lines))
+    return write_text_atomically(out / "report.md", "\n".join(lines))
 
 
 def write_decision(rec, post, out_dir, name: str = "decision.md") -> Path:
@@ -376,4 +347,4 @@ def write_decision(rec, post, out_dir, name: str = "decision.md") -> Path:
     for file, fig, caption in figures:
         _save_figure(fig, out / file)
         lines += [caption, "", f"![{file}]({file})", ""]
-    return _write_text(out / name, "\n".join(lines))
+    return write_text_atomically(out / name, "\n".join(lines))

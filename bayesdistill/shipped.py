@@ -9,12 +9,10 @@ a measurement of any real model family. Rebuild it with
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from ._files import shipped_file
 from .errors import PosteriorFileError
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_POSTERIOR = MODELS / "distillation_replica.nc"
+DEFAULT_POSTERIOR = shipped_file("models", "distillation_replica.nc")
 
 
 def default_posterior():

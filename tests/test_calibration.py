@@ -21,7 +21,8 @@ from bayesdistill.model import resolve_priors, site_names
 from bayesdistill.posterior import Posterior
 
 #: small sampler settings, no review (tiny fits may fail it)
-FAST = {"chains": 2, "draws": 150, "warmup": 150, "seed": 0, "progress_bar": False, "review": False}
+FAST = {"chains": 2, "draws": 150, "warmup": 150, "seed": 0, "progress_bar": False, "review": False,
+        "chain_method": "vectorized"}
 
 
 def wiggly_sweep(noise: float = 0.005, seed_: int = 0) -> pd.DataFrame:

@@ -200,7 +200,8 @@ def joint_file(tmp_path_factory):
                        sweep[sweep["kind"] == "distillation"].iloc[::6]], ignore_index=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)
-        post = bd.fit(sweep, law="distillation", chains=2, draws=30, warmup=30, seed=0, progress_bar=False)
+        post = bd.fit(sweep, law="distillation", chains=2, draws=30, warmup=30, seed=0, progress_bar=False,
+                      chain_method="vectorized")
     return post.save(tmp_path_factory.mktemp("joint") / "joint.nc")
 
 

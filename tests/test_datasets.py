@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bayesdistill import datasets as ds
+from bayesdistill.errors import BayesDistillError
 
 EXPECTED_ROWS = {"gadre_c4": 104, "gemstones_cool_end": 199, "datablations_single_epoch": 29}
 STANDARD_COLUMNS = ["N", "D", "loss", "run_id", "group"]
@@ -49,9 +50,9 @@ def test_gadre_filter_by_training_dataset():
     counts = {d: len(ds.load_dataset("gadre_c4", dataset=d))
               for d in ("c4_original", "rpj", "rw_original")}
     assert counts == {"c4_original": 34, "rpj": 35, "rw_original": 35}
-    with pytest.raises(ValueError, match="rpj"):
+    with pytest.raises(BayesDistillError, match="rpj"):
         ds.load_dataset("gadre_c4", dataset="pile")
-    with pytest.raises(ValueError):
+    with pytest.raises(BayesDistillError):
         ds.load_dataset("gemstones_cool_end", dataset="c4_original")
 
 
@@ -61,7 +62,7 @@ def test_datablations_rows_are_single_epoch():
 
 
 def test_unknown_name_raises():
-    with pytest.raises(ValueError, match="gemstones_cool_end"):
+    with pytest.raises(BayesDistillError, match="gemstones_cool_end"):
         ds.load_dataset("chinchilla")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-from conftest import CHINCHILLA_TRUTH, TRUTHS, quiet_fit, synthetic_sweep, true_loss
+from conftest import CHINCHILLA_TRUTH, CONVERGED, TRUTHS, quiet_fit, recorded_fit, synthetic_sweep, true_loss
 
 import bayesdistill as bd
 import bayesdistill.laws
@@ -174,17 +174,26 @@ def test_posterior_accessors(chinchilla_post, chinchilla_sweep):
 # ------------------------------------------------------------------- review
 
 
-def test_review_ok_on_a_decent_fit(chinchilla_fit, busbridge_fit):
-    for post, caught in (chinchilla_fit, busbridge_fit):
-        review = post.review()
-        assert review.ok, str(review)
-        assert caught == []  # no FitWarning
-        assert [c.name for c in review.checks] == ["max R-hat", "min ESS bulk", "min ESS tail",
-                                                   "divergences", "min BFMI"]
-        assert review.failed == []
-        assert "PASSED" in str(review)
-        assert review.to_dict()["ok"] is True
-        assert list(review.to_frame().index) == [c.name for c in review.checks]
+def test_review_ok_on_a_converged_fit(converged_fit):
+    post, caught = converged_fit
+    review = post.review()
+    assert review.ok, str(review)
+    assert caught == []  # no FitWarning
+    assert [c.name for c in review.checks] == ["max R-hat", "min ESS bulk", "min ESS tail",
+                                               "divergences", "min BFMI"]
+    assert review.failed == []
+    assert "PASSED" in str(review)
+    assert review.to_dict()["ok"] is True
+    assert list(review.to_frame().index) == [c.name for c in review.checks]
+
+
+@pytest.mark.slow
+def test_review_ok_on_a_converged_busbridge_fit(busbridge_sweep):
+    # the harder law (gamma trades with both exponents) at 4 x 1000 draws; at 2 x 500 its max R-hat
+    # lands on either side of 1.01 with the seed, so the default suite asserts no review on it
+    post, caught = recorded_fit(busbridge_sweep, "busbridge", seed=2, **CONVERGED)
+    assert post.review().ok, str(post.review())
+    assert caught == []
 
 
 TINY = {"chains": 1, "draws": 30, "warmup": 30, "seed": 5, "progress_bar": False}

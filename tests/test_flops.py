@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bayesdistill.errors import BayesDistillError
 from bayesdistill.flops import (
     PAPER_ARCH,
     SCENARIO_DESCRIPTIONS,
@@ -149,11 +150,11 @@ def test_jax_arrays_and_jit():
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.array([1e9, 0.0]), np.array([-5.0]),
                                  np.nan])
 def test_non_positive_inputs_raise(bad):
-    with pytest.raises(ValueError, match="N must be positive"):
+    with pytest.raises(BayesDistillError, match="N must be positive"):
         forward_flops(bad)
-    with pytest.raises(ValueError, match="D must be positive"):
+    with pytest.raises(BayesDistillError, match="D must be positive"):
         supervised_flops(1e9, bad)
-    with pytest.raises(ValueError, match="C must be positive"):
+    with pytest.raises(BayesDistillError, match="C must be positive"):
         tokens_for_budget(1e9, bad)
 
 
@@ -161,16 +162,16 @@ def test_non_positive_inputs_raise(bad):
 def test_distillation_names_bad_argument(pos):
     kwargs = {"N_S": 1e9, "D_S": 2e10, "N_T": 8e9, "D_T": 1.6e11}
     kwargs[pos] = -1.0
-    with pytest.raises(ValueError, match=f"{pos} must be positive"):
+    with pytest.raises(BayesDistillError, match=f"{pos} must be positive"):
         distillation_flops(**kwargs, scenario="best_case")
 
 
 def test_unknown_options_raise():
-    with pytest.raises(ValueError, match="paper, 6ND"):
+    with pytest.raises(BayesDistillError, match="paper, 6ND"):
         supervised_flops(1e9, 1e10, accounting="chinchilla")
-    with pytest.raises(ValueError, match="paper, 6ND"):
+    with pytest.raises(BayesDistillError, match="paper, 6ND"):
         tokens_for_budget(1e9, 1e20, accounting="6nd")
-    with pytest.raises(ValueError, match="best_case, teacher_inference"):
+    with pytest.raises(BayesDistillError, match="best_case, teacher_inference"):
         distillation_flops(1e9, 1e10, 2e9, 4e10, "free")
-    with pytest.raises(ValueError, match="unknown scenario"):
+    with pytest.raises(BayesDistillError, match="unknown scenario"):
         distillation_flops_parts(1e9, 1e10, 2e9, 4e10, None)

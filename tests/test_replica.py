@@ -1,5 +1,6 @@
 """Tests for bayesdistill.replica: the laws against the paper, and the synthetic sweep."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 import bayesdistill as bd
+from bayesdistill._files import write_text_atomically
 from bayesdistill.flops import supervised_flops
 from bayesdistill.replica import (
     TABLE6,
@@ -188,6 +190,18 @@ def test_main_writes_csv(tmp_path, capsys):
     df = pd.read_csv(out)
     np.testing.assert_array_equal(df["loss"], paper_sweep(seed=2, noise=0.02)["loss"])
     assert [p.name for p in out.parent.iterdir()] == ["r.csv"]  # no temporary file left
+
+
+def test_written_files_get_the_users_umask(tmp_path):
+    """Files the package writes are readable as the umask allows (a temporary file alone is 0600)."""
+    old = os.umask(0o022)
+    try:
+        main(["--seed", "0", "--out", str(tmp_path / "r.csv")])
+        write_text_atomically(tmp_path / "note.md", "x")
+    finally:
+        os.umask(old)
+    for name in ("r.csv", "note.md"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
 
 
 def test_simulate_sweep_fills_losses():
