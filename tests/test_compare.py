@@ -43,7 +43,11 @@ def chinchilla_truth(seed=0):
 
 @pytest.fixture(scope="module")
 def compared():
-    """(table, EvidenceWarnings) of both supervised laws on a Busbridge-truth sweep, tiny settings."""
+    """(table, EvidenceWarnings) of both supervised laws on a Busbridge-truth sweep, tiny settings.
+
+    Six fits, SMC and bridge sampling for two laws: ~2 min of compilation, so the tests on it are
+    slow; ``test_every_column_on_one_law`` runs every estimator in the default suite.
+    """
     return quiet(compare, busbridge_truth(), ["chinchilla", "busbridge"], smc_particles=300, smc_seeds=4, **TINY)
 
 
@@ -52,6 +56,16 @@ def table(compared):
     return compared[0]
 
 
+def test_every_column_on_one_law(chinchilla_sweep):
+    """Every estimator (bridge, SMC, Laplace, wide priors, LOO, the extrapolation refit) on one law."""
+    table, _ = quiet(compare, chinchilla_sweep, ["chinchilla"], smc_particles=100, smc_seeds=2, **TINY)
+    assert list(table.columns) == COLUMNS and list(table.index) == ["chinchilla"]
+    assert table[[c for c in COLUMNS if c != "pareto_k_bad"]].notna().all().all(), table.T
+    assert table["weight"].iloc[0] == pytest.approx(1.0) and table["p_model"].iloc[0] == pytest.approx(1.0)
+    assert table.attrs["runs"] == 42 and table.attrs["holdout"]["held_out_runs"] > 0
+
+
+@pytest.mark.slow
 def test_columns_and_index(table):
     assert list(table.columns) == COLUMNS
     assert list(table.index) == ["chinchilla", "busbridge"] and table.index.name == "law"
@@ -64,12 +78,14 @@ def test_columns_and_index(table):
     assert "log loss" in table.attrs["observed"]
 
 
+@pytest.mark.slow
 def test_true_variant_has_highest_evidence(table):
     assert table["log_z"].idxmax() == "busbridge"
     assert table.loc["chinchilla", "log_bf"] < -2.3  # at least 10:1
     assert table["extrap_lpd"].idxmax() == "busbridge"
 
 
+@pytest.mark.slow
 def test_estimators_agree(compared):
     table, warned = compared
     # 300 particles and 200 draws per chain: looser than the defaults (benchmarks/bench_compare.py)
