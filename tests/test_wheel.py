@@ -79,3 +79,13 @@ def test_installed_package_runs_outside_the_repository(installed):
                              "pretraining_inference")
     assert 0.0 <= rec["p_distill_beats_supervised"] <= 1.0
     assert "ArviZ" not in out.stderr  # no third-party banner
+
+
+def test_import_is_quiet_on_a_new_machine(tmp_path):
+    """No ArviZ once-a-day banner (or any other warning) when bayesdistill is imported with an empty
+    user cache, even with warnings turned into errors; the stamp ArviZ writes is not needed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONWARNINGS")}
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    for _ in range(2):  # the first import of the day, and a later one
+        out = _run([sys.executable, "-W", "error", "-c", "import bayesdistill"], cwd=REPO, env=env)
+        assert out.stderr == "", out.stderr
