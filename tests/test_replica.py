@@ -1,4 +1,4 @@
-"""Tests for bayesdistill.replica: the laws against the paper, and the synthetic sweep."""
+"""Tests for bayesdistill.data.replica: the laws against the paper, and the synthetic sweep."""
 
 import os
 from pathlib import Path
@@ -9,8 +9,7 @@ import pytest
 
 import bayesdistill as bd
 from bayesdistill._files import write_text_atomically
-from bayesdistill.flops import supervised_flops
-from bayesdistill.replica import (
+from bayesdistill.data.replica import (
     TABLE6,
     TABLE13_SIZES,
     main,
@@ -20,6 +19,7 @@ from bayesdistill.replica import (
     student_loss,
     supervised_loss,
 )
+from bayesdistill.laws.flops import supervised_flops
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "paper_replica.csv"
 FLOATS = ["N", "D", "loss", "N_T", "D_T", "L_T", "budget"]

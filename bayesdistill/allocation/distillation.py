@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 from jax.nn import log_sigmoid
 
-from .errors import BayesDistillError
-from .flops import PAPER_ARCH, SCENARIOS, forward_flops
-from .laws import BUSBRIDGE, CHINCHILLA
-from .optimal import BOUNDS, bisect
+from ..errors import BayesDistillError
+from ..laws.base import BUSBRIDGE, CHINCHILLA
+from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops
+from .supervised import BOUNDS, bisect
 
 SCENARIO_NAMES = (*SCENARIOS, "supervised")
 COLUMNS = ("D_S", "N_T", "D_T", "L_T", "loss", "share_student", "share_logits", "share_teacher")

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .allocate import HI, LO, LOG3, _check_law, _check_scalar, _check_scenario, _log_f, _teacher_range
-from .errors import BayesDistillError
-from .flops import PAPER_ARCH, SCENARIOS, forward_flops
+from ..errors import BayesDistillError
+from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops
+from .distillation import HI, LO, LOG3, _check_law, _check_scalar, _check_scenario, _log_f, _teacher_range
 
 
 @functools.lru_cache(maxsize=16)

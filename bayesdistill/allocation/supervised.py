@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .errors import BayesDistillError
-from .flops import ACCOUNTINGS, PAPER_ARCH
+from ..errors import BayesDistillError
+from ..laws.flops import ACCOUNTINGS, PAPER_ARCH
 
 BOUNDS = (1e6, 1e17)
 

@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .allocate import _check_law, _check_scalar, _check_student, _theta_arrays
-from .errors import BayesDistillError
-from .flops import PAPER_ARCH, forward_flops
-from .optimal import BOUNDS
+from ..errors import BayesDistillError
+from ..laws.flops import PAPER_ARCH, forward_flops
+from .distillation import _check_law, _check_scalar, _check_student, _theta_arrays
+from .supervised import BOUNDS
 
 
 @functools.lru_cache(maxsize=32)

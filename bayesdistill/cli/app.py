@@ -47,7 +47,7 @@ def _warn_line(message) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    from .errors import FitWarning, SweepWarning
+    from ..errors import FitWarning, SweepWarning
 
     prefix = "" if issubclass(category, (FitWarning, SweepWarning)) else f"{category.__name__}: "
     _warn_line(f"{prefix}{message}")
@@ -55,7 +55,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def _capturing(fn, *args, **kwargs):
     """Run ``fn``, print each warning it raises as one line; return (result, messages)."""
-    from .errors import FitWarning, SweepWarning
+    from ..errors import FitWarning, SweepWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitWarning)
@@ -67,7 +67,7 @@ def _capturing(fn, *args, **kwargs):
 
 
 def _parse_columns(text):
-    from .errors import SweepError
+    from ..errors import SweepError
 
     bad = [part for part in (text or "").split(",") if text and "=" not in part]
     if bad:
@@ -77,9 +77,9 @@ def _parse_columns(text):
 
 def _read_data(spec: str, columns=None, subset=None):
     """A Sweep from a file path or ``shipped:NAME``."""
-    from .data import Sweep, read_sweep
-    from .datasets import load_dataset
-    from .errors import SweepError
+    from ..data.datasets import load_dataset
+    from ..data.sweep import Sweep, read_sweep
+    from ..errors import SweepError
 
     cols = _parse_columns(columns)
     if spec.startswith(SHIPPED):
@@ -96,7 +96,7 @@ def _read_data(spec: str, columns=None, subset=None):
 
 
 def _load(path):
-    from .posterior import load
+    from ..inference.posterior import load
 
     post = load(path)
     if not post.review().ok:
@@ -120,7 +120,7 @@ def _describe(post) -> str:
 
 
 def _summary_text(post) -> str:
-    from .report import summary_table, text_table
+    from ..report.markdown import summary_table, text_table
 
     review = post.review()
     return "\n".join([_describe(post), "", _banner(review) + str(review), "", text_table(*summary_table(post))])
@@ -132,7 +132,7 @@ def _summary_json(post) -> dict:
 
 
 def _optimal_text(co) -> str:
-    from .report import allocation_table, fmt_interval, text_table
+    from ..report.markdown import allocation_table, fmt_interval, text_table
 
     ex = co.exponents()
     lines = [f"Compute-optimal allocation ({co.accounting} accounting), medians and 90% intervals:",
@@ -145,9 +145,9 @@ def _optimal_text(co) -> str:
 
 # ------------------------------------------------------------ subcommands
 def cmd_fit(args) -> int:
-    from .fit import fit
-    from .laws import get_law
-    from .model import resolve_priors
+    from ..inference.model import resolve_priors
+    from ..inference.sampling import fit
+    from ..laws.base import get_law
 
     resolve_priors(get_law(args.law), args.noise, None)  # reject a bad law / noise before reading data
     sweep = _read_data(args.data, args.columns, args.subset)
@@ -177,11 +177,11 @@ STUDENT_OPTIONS = ("N_S", "D_S", "N_T", "D_T", "L_T")
 
 
 def cmd_predict(args) -> int:
-    from .errors import BayesDistillError
-    from .report import fmt, fmt_interval, text_table
+    from ..errors import BayesDistillError
+    from ..report.markdown import fmt, fmt_interval, text_table
 
     if any(getattr(args, k) is not None for k in STUDENT_OPTIONS):
-        from .cli_predict import predict_student
+        from .predict import predict_student
 
         return predict_student(args)
     if args.N is None:
@@ -218,14 +218,14 @@ def cmd_predict(args) -> int:
 
 
 def cmd_optimal(args) -> int:
-    from .optimal import compute_optimal
+    from ..allocation.supervised import compute_optimal
 
     if args.student_size is not None:
-        from .cli_decide import cmd_optimal_distill
+        from .decide import cmd_optimal_distill
 
         return cmd_optimal_distill(args)
     if not args.file:
-        from .errors import BayesDistillError
+        from ..errors import BayesDistillError
 
         raise BayesDistillError("give a posterior FILE (or --student-size for compute-optimal distillation)")
     post = _load(args.file)
@@ -238,7 +238,7 @@ def cmd_optimal(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import PLOTS, write_report
+    from ..report.markdown import PLOTS, write_report
 
     post = _load(args.file)
     path, _ = _capturing(write_report, post, args.out, budget=args.budget, accounting=args.accounting)
@@ -251,9 +251,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .fit import fit
-    from .optimal import compute_optimal
-    from .report import write_report
+    from ..allocation.supervised import compute_optimal
+    from ..inference.sampling import fit
+    from ..report.markdown import write_report
 
     t0 = time.perf_counter()
     chains, draws, warmup = (2, 200, 200) if args.quick else (4, 1000, 1000)
@@ -286,9 +286,9 @@ def cmd_demo(args) -> int:
 
 
 def _demo_decision(out, args):
-    from .decide import recommend
-    from .report import write_decision
-    from .shipped import default_posterior
+    from ..decisions.recommendation import recommend
+    from ..inference.shipped import default_posterior
+    from ..report.markdown import write_decision
 
     joint, m1 = _capturing(default_posterior)
     rec, m2 = _capturing(recommend, joint, budget=args.decision_budget, student_size=args.student_size,
@@ -298,8 +298,8 @@ def _demo_decision(out, args):
 
 
 def cmd_datasets(args) -> int:
-    from .datasets import list_datasets
-    from .report import text_table
+    from ..data.datasets import list_datasets
+    from ..report.markdown import text_table
 
     df = list_datasets()
     if args.json:
@@ -321,8 +321,8 @@ def _subparser(sub, name, func, help, examples, parents):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayesdistill`` command."""
-    from . import __version__
-    from .cli_decide import add_optimal_options, add_parsers
+    from .._version import __version__
+    from .decide import add_optimal_options, add_parsers
 
     parser = argparse.ArgumentParser(
         prog="bayesdistill",
@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
     add_parsers(sub, common)
-    from .compare import add_compare_parser
+    from ..inference.comparison import add_compare_parser
 
     add_compare_parser(sub, [common])
     _subparser(sub, "datasets", cmd_datasets, "list the shipped datasets (use them as DATA = shipped:NAME)",
@@ -433,7 +433,7 @@ def main(argv=None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .errors import BayesDistillError
+    from ..errors import BayesDistillError
 
     shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:

@@ -8,12 +8,12 @@ on a fresh clone.
 
 from __future__ import annotations
 
-from .cli import _capturing, _load, _print_json, _subparser
-from .flops import SCENARIO_DESCRIPTIONS
+from ..laws.flops import SCENARIO_DESCRIPTIONS
+from .app import _capturing, _load, _print_json, _subparser
 
 
 def _posterior(args):
-    from .shipped import DEFAULT_POSTERIOR, default_posterior
+    from ..inference.shipped import DEFAULT_POSTERIOR, default_posterior
 
     path = getattr(args, "posterior", None) or getattr(args, "file", None)
     if path:
@@ -23,7 +23,7 @@ def _posterior(args):
 
 
 def cmd_recommend(args) -> int:
-    from .decide import recommend
+    from ..decisions.recommendation import recommend
 
     post, source = _posterior(args)
     rec, messages = _capturing(recommend, post, budget=args.budget, student_size=args.student_size,
@@ -52,7 +52,7 @@ def _interval(v, k):
 
 def cmd_optimal_distill(args) -> int:
     """``optimal --student-size``: per-draw compute-optimal distillation for each scenario."""
-    from .allocate import optimal
+    from ..allocation.distillation import optimal
 
     post, source = _posterior(args)
     out = {}
@@ -79,7 +79,7 @@ def cmd_optimal_distill(args) -> int:
 
 def add_parsers(sub, common) -> None:
     """Register ``recommend`` on the ``bayesdistill`` subparsers."""
-    from .decide import ALL_OPTIONS, DEFAULT_SCENARIOS
+    from ..decisions.recommendation import ALL_OPTIONS, DEFAULT_SCENARIOS
 
     p = _subparser(sub, "recommend", cmd_recommend,
                    "recommend one allocation of a budget for a student size: distil (which scenario, teacher, "
@@ -105,7 +105,7 @@ def add_parsers(sub, common) -> None:
 
 def add_optimal_options(p) -> None:
     """Distillation options of ``bayesdistill optimal``."""
-    from .decide import ALL_OPTIONS
+    from ..decisions.recommendation import ALL_OPTIONS
 
     p.add_argument("--student-size", type=float, help="distillation posteriors: student size N_S; gives the "
                    "per-draw compute-optimal D_S, N_T, D_T of each --scenarios")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cli import _load, _print_json
+from .app import _load, _print_json
 
 
 def _student_arrays(args) -> dict:
     """The student and teacher options as equal-length arrays (checked, broadcast or gridded)."""
-    from .errors import BayesDistillError
+    from ..errors import BayesDistillError
 
     if any(v is not None for v in (args.N, args.D, args.tokens_per_param)):
         raise BayesDistillError("--N, --D and --tokens-per-param predict supervised loss; a distilled "
@@ -37,8 +37,8 @@ def _student_arrays(args) -> dict:
 
 
 def predict_student(args) -> int:
-    from .errors import BayesDistillError
-    from .report import fmt, fmt_interval, text_table
+    from ..errors import BayesDistillError
+    from ..report.markdown import fmt, fmt_interval, text_table
 
     kw = _student_arrays(args)
     post = _load(args.file)

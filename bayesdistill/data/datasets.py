@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._files import shipped_file
-from .errors import InputError
+from .._files import shipped_file
+from ..errors import InputError
 
 #: the folder holding the bundled CSVs: the repository's ``data/``, or its copy inside an installed wheel
 DATA_DIR = shipped_file("data", "gadre_c4.csv").parent

@@ -20,9 +20,9 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from ._files import write_atomically
-from .errors import InputError
-from .flops import tokens_for_budget
+from .._files import write_atomically
+from ..errors import InputError
+from ..laws.flops import tokens_for_budget
 
 #: Table 6 of the paper: supervised (Eq. 1) and distillation (Eq. 8) coefficients.
 TABLE6 = MappingProxyType({

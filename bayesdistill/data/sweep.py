@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import SweepError, SweepWarning
+from ..errors import SweepError, SweepWarning
 
 #: plausible range of a per-token cross-entropy in nats
 LOSS_RANGE = (0.05, 15.0)

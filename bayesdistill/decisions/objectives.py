@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BayesDistillError
+from ..errors import BayesDistillError
 
 
 @dataclass(frozen=True)

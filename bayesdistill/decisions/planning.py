@@ -15,16 +15,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .allocate import allocate
-from .decide import (
+from ..allocation.distillation import allocate
+from ..errors import BayesDistillError
+from ..laws.flops import PAPER_ARCH, forward_flops
+from .recommendation import (
     _require_distillation,
     candidates,
     check_scenarios,
     losses_under_draws,
     review_gate,
 )
-from .errors import BayesDistillError
-from .flops import PAPER_ARCH, forward_flops
 
 BUDGETS = np.logspace(18, 26, 33)
 

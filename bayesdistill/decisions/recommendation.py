@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .allocate import BOUND_FLAGS, allocate
-from .errors import BayesDistillError, FitWarning
-from .flops import PAPER_ARCH, SCENARIOS, distillation_flops_parts
+from ..allocation.distillation import BOUND_FLAGS, allocate
+from ..errors import BayesDistillError, FitWarning
+from ..laws.flops import PAPER_ARCH, SCENARIOS, distillation_flops_parts
 from .objectives import get_objective
 
 DISTILL_SCENARIOS = tuple(SCENARIOS)
@@ -267,7 +267,7 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
     -------
     Recommendation
     """
-    from .fit import enable_compilation_cache
+    from ..inference.sampling import enable_compilation_cache
 
     _require_distillation(posterior)
     scenarios = check_scenarios(scenarios)

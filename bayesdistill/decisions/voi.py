@@ -23,17 +23,17 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .decide import (
+from ..errors import BayesDistillError
+from ..inference.students import student_log_loss_draws
+from ..laws.flops import PAPER_ARCH, forward_flops
+from .objectives import get_objective
+from .recommendation import (
     DEFAULT_SCENARIOS,
     _evaluate,
     _require_distillation,
     check_scenarios,
     review_gate,
 )
-from .errors import BayesDistillError
-from .flops import PAPER_ARCH, forward_flops
-from .objectives import get_objective
-from .students import student_log_loss_draws
 
 
 def _run_cost(row, arch):

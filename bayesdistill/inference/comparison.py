@@ -47,9 +47,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from .data import read_sweep
-from .distill import DistillationLaw
-from .errors import BayesDistillError, LawError
+from ..data.sweep import read_sweep
+from ..errors import BayesDistillError, LawError
+from ..laws.base import get_law
+from ..laws.distillation import DistillationLaw
+from ..laws.flops import supervised_flops
 from .evidence import (
     EvidenceWarning,
     Target,
@@ -59,10 +61,8 @@ from .evidence import (
     smc_evidence,
     wide_prior_shift,
 )
-from .fit import fit, model_inputs
-from .flops import supervised_flops
-from .laws import get_law
 from .model import resolve_priors
+from .sampling import fit, model_inputs
 
 COLUMNS = ["log_z", "log_z_se", "log_bf", "p_model", "log_z_smc", "log_z_smc_se", "log_z_laplace",
            "log_z_wide", "log_z_wide_se", "elpd_loo", "elpd_loo_se", "pareto_k_bad", "weight",
@@ -386,7 +386,7 @@ def add_compare_parser(subparsers, parents=()):
 
 def run_compare(args) -> int:
     """Run ``bayesdistill compare``; prints a table (or JSON with ``--json``); returns the exit code."""
-    from .cli import _capturing, _print_json, _read_data
+    from ..cli.app import _capturing, _print_json, _read_data
 
     sweep = _read_data(args.data, args.columns, args.subset)
     table, messages = _capturing(

@@ -41,8 +41,8 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import seed, substitute, trace
 from scipy.special import logsumexp
 
-from .errors import FitWarning, LawError
-from .priors import Prior
+from ..errors import FitWarning, LawError
+from ..laws.priors import Prior
 
 
 class EvidenceWarning(FitWarning):
@@ -83,7 +83,7 @@ class Target:
     """
 
     def __init__(self, model, args=(), kwargs=None):
-        from .fit import enable_compilation_cache
+        from .sampling import enable_compilation_cache
 
         enable_compilation_cache()  # data travel as arguments, so compilations are reused across sweeps
         self.model, self.args, self.kwargs = model, tuple(args), dict(kwargs or {})

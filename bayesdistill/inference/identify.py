@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
 
-from .errors import BayesDistillError
+from ..errors import BayesDistillError
 from .model import sample_coefficients
 
 #: a quantity counts as identified when its posterior 90% width (log scale) is below this share of the prior's

@@ -32,9 +32,9 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import transforms as T
 
-from .errors import LawError
-from .laws import Law
-from .priors import Prior
+from ..errors import LawError
+from ..laws.base import Law
+from ..laws.priors import Prior
 
 NOISE_KINDS = ("student_t", "normal")
 #: ``"none"``: one noise scale ``sigma``; ``"distance"``: it grows with the distance from the fitted runs

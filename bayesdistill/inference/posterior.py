@@ -19,12 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from ._files import write_atomically
-from .errors import BayesDistillError, PosteriorFileError
-from .laws import Law, law_from_spec
+from .._files import write_atomically
+from .._version import __version__
+from ..errors import BayesDistillError, PosteriorFileError
+from ..laws.base import Law, law_from_spec
+from ..laws.priors import Prior
 from .model import DISCREPANCY_SITES, distance_sq, noise_scale
-from .priors import Prior
 from .review import Review, review_idata
 
 ATTR = "bayesdistill_spec"

@@ -13,7 +13,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from .errors import FitWarning
+from ..errors import FitWarning
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100  # Vehtari et al. (2021): 100 per chain

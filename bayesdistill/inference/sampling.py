@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from numpyro.infer import MCMC, NUTS, init_to_median
 
-from .data import read_sweep
-from .distill import DistillationLaw
-from .errors import BayesDistillError, SweepError
-from .laws import get_law
+from ..data.sweep import read_sweep
+from ..errors import BayesDistillError, SweepError
+from ..laws.base import get_law
+from ..laws.distillation import DistillationLaw
 from .model import distance_geometry, make_joint_model, make_model, resolve_priors
 from .posterior import Posterior
 from .review import warn_if_failed

@@ -9,8 +9,8 @@ a measurement of any real model family. Rebuild it with
 
 from __future__ import annotations
 
-from ._files import shipped_file
-from .errors import PosteriorFileError
+from .._files import shipped_file
+from ..errors import PosteriorFileError
 
 DEFAULT_POSTERIOR = shipped_file("models", "distillation_replica.nc")
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .errors import BayesDistillError
+from ..errors import BayesDistillError
 from .posterior import positive_array
 
 

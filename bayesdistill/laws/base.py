@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from .errors import LawError
+from ..errors import LawError
 from .priors import Prior
 
 COVARIATES = ("N", "D", "N_S", "D_S")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import jax.numpy as jnp
 
-from .laws import BUSBRIDGE, SUPERVISED_PRIORS, Law, lse, register_law
+from .base import BUSBRIDGE, SUPERVISED_PRIORS, Law, lse, register_law
 from .priors import Prior
 
 DISTILL_PARAMS = ("A_prime", "B_prime", "alpha_prime", "beta_prime", "gamma_prime", "c0", "c1", "f1", "d1")

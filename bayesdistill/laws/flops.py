@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)

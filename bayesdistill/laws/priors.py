@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import LawError
+from ..errors import LawError
 
 #: family -> (numpyro class name, parameter names in order)
 FAMILIES = {

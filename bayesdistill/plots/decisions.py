@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .allocate import allocate
-from .decide import Recommendation, _require_distillation, check_scenarios
-from .errors import BayesDistillError
-from .plots import BAND, _count_formatter, _new_axes
+from ..allocation.distillation import allocate
+from ..decisions.recommendation import Recommendation, _require_distillation, check_scenarios
+from ..errors import BayesDistillError
+from .fits import BAND, _count_formatter, _new_axes
 
 SHARES = (("share_student", "student training", "C0"), ("share_logits", "teacher logits", "C1"),
           ("share_teacher", "teacher training", "C3"))

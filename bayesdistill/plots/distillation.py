@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .errors import BayesDistillError
-from .plots import BAND, _count_formatter, _loss_ticks, _new_axes, _quiet_arviz, bands, format_count
-from .posterior import positive_array
-from .students import _require_joint, student_log_loss_draws
+from ..errors import BayesDistillError
+from ..inference.posterior import positive_array
+from ..inference.students import _require_joint, student_log_loss_draws
+from .fits import BAND, _count_formatter, _loss_ticks, _new_axes, _quiet_arviz, bands, format_count
 
 #: distillation coefficients shown on a log10 scale in the pair plot (they span decades)
 LOG_PARAMS = ("A_prime", "B_prime", "c1")

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .flops import supervised_flops
-from .optimal import compute_optimal
+from ..allocation.supervised import compute_optimal
+from ..laws.flops import supervised_flops
 
 #: viridis without its palest yellows, which vanish on white
 CMAP = colors.ListedColormap(cm.viridis(np.linspace(0.0, 0.85, 256)), name="viridis_dark")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from ._files import write_atomically, write_text_atomically
-from .flops import supervised_flops
-from .optimal import compute_optimal
+from .._files import write_atomically, write_text_atomically
+from .._version import __version__
+from ..allocation.supervised import compute_optimal
+from ..laws.flops import supervised_flops
 
 PLOTS = (  # file, plots function, caption
     ("fit.png", "plot_fit", "Loss against tokens per model size: data, posterior median, "
@@ -212,7 +212,7 @@ def _fitted_section(post):
 
 def _identification_section(post) -> list[str]:
     """Which coefficients the data narrowed well below their prior (:mod:`bayesdistill.identify`)."""
-    from .identify import IDENTIFIED_BELOW
+    from ..inference.identify import IDENTIFIED_BELOW
 
     ident = post.identification()
     weak = [k for k, v in ident["identified"].items() if not v]
@@ -252,7 +252,7 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
     BayesDistillError
         On an invalid budget or accounting.
     """
-    from . import plots  # matplotlib is imported only when a report is written
+    from .. import plots  # matplotlib is imported only when a report is written
 
     co = compute_optimal(post, [float(budget)], accounting=accounting)  # validates budget and accounting
     out = Path(out_dir)
@@ -311,7 +311,7 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
 
 def write_decision(rec, post, out_dir, name: str = "decision.md") -> Path:
     """Write a Markdown page for a :class:`~bayesdistill.decide.Recommendation` and its plots."""
-    from . import plots_decide
+    from ..plots import decisions as plots_decide
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
