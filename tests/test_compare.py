@@ -13,7 +13,8 @@ import pytest
 from conftest import BUSBRIDGE_TRUTH, FAST, quiet_fit, synthetic_sweep
 
 import bayesdistill as bd
-from bayesdistill.inference.comparison import COLUMNS, add_compare_parser, compare, log_evidence, run_compare
+from bayesdistill.cli.comparison import add_compare_parser, run_compare
+from bayesdistill.inference.comparison import COLUMNS, compare, log_evidence
 from bayesdistill.inference.evidence import EvidenceWarning
 
 #: a Busbridge truth with gamma clearly below 1, on the conftest grid widened to 3e9 parameters

@@ -35,8 +35,10 @@ import numpy as np
 import pandas as pd
 from jax.nn import log_sigmoid
 
+from .._checks import positive_number
 from ..errors import BayesDistillError
 from ..laws.base import BUSBRIDGE, CHINCHILLA
+from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops
 from .supervised import BOUNDS, bisect
 
@@ -54,7 +56,7 @@ GRID, GRID2, ITERS = 32, 16, 24
 CHUNK = 512  # draws per call of a jitted solver: one compilation serves any number of draws
 
 
-def _log_f(u, arch):
+def log_f(u, arch):
     """log F(N) of Eq. 69 at ``u = log N`` (JAX)."""
     corr = arch.s1 * arch.n_ctx * jnp.exp(-u / 3.0) + arch.s2 * arch.n_vocab * jnp.exp(-2.0 * u / 3.0)
     return math.log(2.0) + u + jnp.log1p(corr)
@@ -134,15 +136,15 @@ def _distill_solver(log_loss, student_log_loss, arch, grid: int, iters: int):
     """
     def solve(theta, logC, s, u_lo, u_hi, d_lgt, mode):
         best, infer, train = mode == 0, mode == 1, mode == 2
-        log3fs = LOG3 + _log_f(s, arch)
+        log3fs = LOG3 + log_f(s, arch)
 
         def log_k(u):  # log FLOPs per student token: 3 F(N_S) + d_lgt F(N_T)
-            return log3fs + jnp.log1p(d_lgt * jnp.exp(_log_f(u, arch) - log3fs))
+            return log3fs + jnp.log1p(d_lgt * jnp.exp(log_f(u, arch) - log3fs))
 
         def allocation(u, z):  # -> log N_T, log D_T, log D_S
             u_t = jnp.where(infer, jnp.maximum(u, u_lo), u)
             lk = log_k(u_t)
-            v = jnp.where(train, logC + log_sigmoid(z) - LOG3 - _log_f(u_t, arch),
+            v = jnp.where(train, logC + log_sigmoid(z) - LOG3 - log_f(u_t, arch),
                           jnp.where(infer, HI - jnp.maximum(u_lo - u, 0.0), z))
             return u_t, v, jnp.where(train, logC + log_sigmoid(-z) - lk, logC - lk)
 
@@ -151,7 +153,7 @@ def _distill_solver(log_loss, student_log_loss, arch, grid: int, iters: int):
             return student_log_loss(theta, s, lds, jnp.where(best, u, log_loss(theta, u_t, v)))
 
         def z_range(u):  # teacher training: D_T and D_S in [1e6, 1e17]
-            l3t, lk = LOG3 + _log_f(u, arch), log_k(u)
+            l3t, lk = LOG3 + log_f(u, arch), log_k(u)
             z_lo = jnp.maximum(_logit_exp(LO + l3t - logC), -_logit_exp(HI + lk - logC))
             z_hi = jnp.maximum(z_lo, jnp.minimum(_logit_exp(HI + l3t - logC), -_logit_exp(LO + lk - logC)))
             return jnp.where(train, z_lo, 0.0), jnp.where(train, z_hi, 0.0)
@@ -162,7 +164,7 @@ def _distill_solver(log_loss, student_log_loss, arch, grid: int, iters: int):
         hi = jnp.where(best, l_max, u_hi)
         (u, z), lls = minimize(objective, lo, hi, z_range, ~train, grid, iters)
         u, v, lds = allocation(u, z)
-        lft = _log_f(u, arch)
+        lft = log_f(u, arch)
         return {"lds": lds, "u": u, "v": v, "llt": jnp.where(best, u, log_loss(theta, u, v)), "lls": lls,
                 "l_min": l_min, "l_max": l_max,
                 "share_student": jnp.exp(log3fs + lds - logC), "share_logits": d_lgt * jnp.exp(lft + lds - logC),
@@ -192,7 +194,7 @@ def _teacher_solver(log_loss, arch, grid: int, iters: int):
     def solve(theta, llt):
         def cost(u):
             v = _level_set_tokens(log_loss, theta, u, llt)
-            return _log_f(u, arch) + v + 1e3 * jnp.abs(log_loss(theta, u, v) - llt)
+            return log_f(u, arch) + v + 1e3 * jnp.abs(log_loss(theta, u, v) - llt)
 
         (u,), _ = minimize(cost, jnp.full_like(llt, LO), jnp.full_like(llt, HI), grid=grid, iters=iters)
         return u, _level_set_tokens(log_loss, theta, u, llt)
@@ -204,7 +206,7 @@ def _teacher_solver(log_loss, arch, grid: int, iters: int):
 def _supervised_solver(log_loss, arch):
     """Jitted ``solve(theta, logC, logN) -> (log D, log L)`` with ``D = C / (3 F(N))``."""
     def solve(theta, logC, s):
-        lds = logC - LOG3 - _log_f(s, arch)
+        lds = logC - LOG3 - log_f(s, arch)
         lls = log_loss(theta, s, lds)
         return jnp.broadcast_to(lds, lls.shape), lls
 
@@ -212,20 +214,10 @@ def _supervised_solver(log_loss, arch):
 
 
 # ------------------------------------------------------------------ checks
-def _check_scenario(scenario):
+def check_scenario(scenario):
     if not isinstance(scenario, str) or scenario not in SCENARIO_NAMES:
         raise BayesDistillError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIO_NAMES)}")
     return scenario
-
-
-def _check_scalar(x, name):
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise BayesDistillError(f"{name} must be one positive number, got {x!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise BayesDistillError(f"{name} must be positive and finite, got {x!r}")
-    return v
 
 
 def _inv_log_f(y, arch):
@@ -237,14 +229,14 @@ def _inv_log_f(y, arch):
     return 0.5 * (a + b)
 
 
-def _check_student(N_S):
+def check_student(N_S):
     if not BOUNDS[0] <= N_S <= BOUNDS[1]:
         raise BayesDistillError(f"student_size {N_S:.3g} is outside the bounds [{BOUNDS[0]:.0e}, {BOUNDS[1]:.0e}]")
 
 
-def _teacher_range(C, N_S, scenario, arch):
+def teacher_range(C, N_S, scenario, arch):
     """[lo, hi] of log N_T where tokens within the bounds spend exactly C; errors when none do."""
-    _check_student(N_S)
+    check_student(N_S)
     dl, dp = SCENARIOS.get(scenario, (0, 0))
     w = dl + 3 * dp  # teacher FLOPs per teacher FLOP-per-token at the smallest / largest token counts
     fs3 = 3.0 * forward_flops(N_S, arch)
@@ -265,13 +257,13 @@ def _teacher_range(C, N_S, scenario, arch):
     return u_lo, u_hi
 
 
-def _check_law(law, scenario):
-    if scenario != "supervised" and getattr(law, "student_log_loss", None) is None:
-        raise BayesDistillError(f"scenario {scenario!r} needs a distillation law (law='distillation'); "
-                                f"{getattr(law, 'name', law)!r} is supervised only: use scenario='supervised'")
+def check_law(law, scenario):
+    """A distillation law unless ``scenario`` is ``supervised``."""
+    if scenario != "supervised":
+        require_distillation(law, f"scenario {scenario!r} needs", kind="law", otherwise="or use scenario='supervised'")
 
 
-def _theta_arrays(law, theta):
+def theta_arrays(law, theta):
     missing = [k for k in law.params if k not in theta]
     if missing:
         raise BayesDistillError(f"theta lacks the coefficients {missing} of law {law.name!r}")
@@ -331,11 +323,11 @@ def allocate(law, theta: Mapping, budget, student_size, scenario: str, arch=PAPE
         Unknown scenario, a supervised law for a distillation scenario, a student size outside
         the bounds, or a budget that no allocation within the bounds spends exactly.
     """
-    scenario = _check_scenario(scenario)
-    C, N_S = _check_scalar(budget, "budget"), _check_scalar(student_size, "student_size")
-    _check_law(law, scenario)
-    th = _theta_arrays(law, theta)
-    u_lo, u_hi = _teacher_range(C, N_S, scenario, arch)
+    scenario = check_scenario(scenario)
+    C, N_S = positive_number(budget, "budget"), positive_number(student_size, "student_size")
+    check_law(law, scenario)
+    th = theta_arrays(law, theta)
+    u_lo, u_hi = teacher_range(C, N_S, scenario, arch)
     dt = jnp.result_type(float)
     logC, s = jnp.asarray(math.log(C), dt), jnp.asarray(math.log(N_S), dt)
     n = len(next(iter(th.values())))
@@ -387,10 +379,9 @@ def optimal(posterior, *, budget, student_size, scenario: str, arch=PAPER_ARCH) 
         active; ``D_T`` at 1e17 in ``teacher_inference`` is that scenario's answer and does not
         count) and ``bounds`` (the active bounds by name). ``attrs`` holds the inputs.
     """
-    scenario = _check_scenario(scenario)
-    if scenario != "supervised" and not posterior.is_distillation:
-        raise BayesDistillError(f"scenario {scenario!r} needs a distillation fit; this posterior is of the "
-                                f"supervised law {posterior.law.name!r} (only scenario='supervised' works)")
+    scenario = check_scenario(scenario)
+    if scenario != "supervised":
+        require_distillation(posterior.law, f"scenario {scenario!r} needs", otherwise="or use scenario='supervised'")
     res = allocate(posterior.law, posterior.theta(), budget, student_size, scenario, arch)
     df = pd.DataFrame({k: res[k] for k in COLUMNS})
     structural = BOUND_FLAGS["D_T_max"] if scenario == "teacher_inference" else 0

@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import positive_number
 from ..errors import BayesDistillError
 from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops
-from .distillation import HI, LO, LOG3, _check_law, _check_scalar, _check_scenario, _log_f, _teacher_range
+from .distillation import HI, LO, LOG3, check_law, check_scenario, log_f, teacher_range
 
 
 @functools.lru_cache(maxsize=16)
@@ -27,8 +28,8 @@ def _slsqp_functions(log_loss, student_log_loss, scenario, arch):
         return student_log_loss(theta, s, y[0], log_loss(theta, y[1], y[2]))
 
     def constraint(theta, s, log_c, y):
-        lft = _log_f(y[1], arch)
-        terms = [LOG3 + _log_f(s, arch) + y[0]] + [lft + y[0]] * dl + [LOG3 + lft + y[2]] * dp
+        lft = log_f(y[1], arch)
+        terms = [LOG3 + log_f(s, arch) + y[0]] + [lft + y[0]] * dl + [LOG3 + lft + y[2]] * dp
         return jax.scipy.special.logsumexp(jnp.stack(terms)) - log_c
 
     return (jax.jit(jax.value_and_grad(objective, argnums=2)), jax.jit(constraint),
@@ -48,11 +49,11 @@ def allocate_slsqp(law, theta: Mapping, budget, student_size, scenario: str, arc
     """
     from scipy.optimize import minimize as scipy_minimize
 
-    if _check_scenario(scenario) == "supervised":
+    if check_scenario(scenario) == "supervised":
         raise BayesDistillError("allocate_slsqp solves the distillation scenarios; 'supervised' has nothing to optimise")
-    _check_law(law, scenario)
-    C, N_S = _check_scalar(budget, "budget"), _check_scalar(student_size, "student_size")
-    _teacher_range(C, N_S, scenario, arch)
+    check_law(law, scenario)
+    C, N_S = positive_number(budget, "budget"), positive_number(student_size, "student_size")
+    teacher_range(C, N_S, scenario, arch)
     fg, con, con_grad = _slsqp_functions(law.log_loss, law.student_log_loss, scenario, arch)
     lds0 = min(max(math.log(C / 6 / forward_flops(N_S, arch)), LO), HI)
     starts = starts if starts is not None else [(lds0, u, min(u + math.log(20), HI))

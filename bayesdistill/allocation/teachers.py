@@ -17,9 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .._checks import positive_number
 from ..errors import BayesDistillError
+from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
-from .distillation import _check_law, _check_scalar, _check_student, _theta_arrays
+from .distillation import check_student, theta_arrays
 from .supervised import BOUNDS
 
 
@@ -56,9 +58,9 @@ def choose_teacher(law, theta: Mapping, teachers, budget, student_size, *, pay_l
         ``loss``; ``losses`` (draws x teachers; inf for a teacher whose logits the budget cannot
         pay on 1e6 tokens) and ``D_S_all`` (per teacher).
     """
-    _check_law(law, "best_case")
-    C, N_S = _check_scalar(budget, "budget"), _check_scalar(student_size, "student_size")
-    _check_student(N_S)
+    require_distillation(law, "choosing a teacher needs", kind="law")
+    C, N_S = positive_number(budget, "budget"), positive_number(student_size, "student_size")
+    check_student(N_S)
     tab = pd.DataFrame(dict(teachers) if isinstance(teachers, Mapping) else teachers)
     tab = tab.reindex(columns=["N_T", "D_T", "L_T"]).astype(float)
     missing = tab["L_T"].isna() & (tab["N_T"].isna() | tab["D_T"].isna())
@@ -76,7 +78,7 @@ def choose_teacher(law, theta: Mapping, teachers, budget, student_size, *, pay_l
         raise BayesDistillError(f"budget {C:.3g} FLOPs cannot pay any teacher's logits on {BOUNDS[0]:.0e} tokens")
     logs = [jnp.asarray(np.log(tab[k].fillna(1.0).to_numpy())) for k in ("N_T", "D_T", "L_T")]
     llt, lls = _candidate_losses(law.log_loss, law.student_log_loss)(
-        _theta_arrays(law, theta), math.log(N_S), jnp.log(jnp.asarray(np.minimum(d_s, BOUNDS[1]))),
+        theta_arrays(law, theta), math.log(N_S), jnp.log(jnp.asarray(np.minimum(d_s, BOUNDS[1]))),
         *logs, jnp.asarray(tab["L_T"].notna().to_numpy()))
     losses = np.where(d_s >= BOUNDS[0], np.exp(np.asarray(lls)), np.inf)
     best, rows = np.argmin(losses, axis=1), np.arange(len(losses))
@@ -91,8 +93,7 @@ def best_teacher(posterior, teachers, *, budget, student_size, pay_logits: bool 
     Columns ``teacher`` (row label of the best candidate), ``D_S``, ``L_T``, ``loss``;
     ``attrs["p_best"]``: the posterior probability that each candidate is the best.
     """
-    if not posterior.is_distillation:
-        raise BayesDistillError(f"choosing a teacher needs a distillation fit; {posterior.law.name!r} is supervised")
+    require_distillation(posterior.law, "choosing a teacher needs")
     res = choose_teacher(posterior.law, posterior.theta(), teachers, budget, student_size,
                          pay_logits=pay_logits, arch=arch)
     df = pd.DataFrame({k: res[k] for k in ("teacher", "D_S", "L_T", "loss")}).rename_axis("draw")

@@ -1,4 +1,4 @@
-"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | recommend | compare | report | demo | datasets``.
+"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | recommend | compare | report | demo | datasets | replica``.
 
 Every subcommand takes ``--json`` to print one machine-readable JSON object
 on stdout instead of tables. Errors print one line ``error: ...`` on stderr
@@ -9,8 +9,6 @@ and exit with code 2; warnings print one line ``warning: ...``. ``fit
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 import warnings
@@ -18,93 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import (
+    SHIPPED,
+    capturing,
+    load_posterior,
+    print_json,
+    read_data,
+    show_warning,
+    subparser,
+)
+from .comparison import add_compare_parser
+from .decide import add_optimal_options, add_parsers
+from .replica import add_replica_parser
+
 EXIT_ERROR, EXIT_REVIEW = 2, 3
-SHIPPED = "shipped:"
 BANNER = "!" * 78
 
 
 # ----------------------------------------------------------------- helpers
-def _jsonable(obj):
-    """Plain Python (JSON-ready) version of ``obj``; NaN and infinities become None."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    return obj if obj is None or isinstance(obj, (bool, int, str)) else str(obj)
-
-
-def _print_json(obj) -> None:
-    print(json.dumps(_jsonable(obj), indent=2))
-
-
-def _warn_line(message) -> None:
-    sys.stdout.flush()  # keep the order of stdout and stderr lines when both go to one place
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    from ..errors import FitWarning, SweepWarning
-
-    prefix = "" if issubclass(category, (FitWarning, SweepWarning)) else f"{category.__name__}: "
-    _warn_line(f"{prefix}{message}")
-
-
-def _capturing(fn, *args, **kwargs):
-    """Run ``fn``, print each warning it raises as one line; return (result, messages)."""
-    from ..errors import FitWarning, SweepWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FitWarning)
-        warnings.simplefilter("always", SweepWarning)
-        result = fn(*args, **kwargs)
-    for w in caught:
-        _show_warning(w.message, w.category, w.filename, w.lineno)
-    return result, [str(w.message) for w in caught]
-
-
-def _parse_columns(text):
-    from ..errors import SweepError
-
-    bad = [part for part in (text or "").split(",") if text and "=" not in part]
-    if bad:
-        raise SweepError(f"--columns expects 'your name=standard name' pairs separated by commas, got {bad[0]!r}")
-    return dict((s.strip() for s in part.split("=", 1)) for part in text.split(",")) if text else None
-
-
-def _read_data(spec: str, columns=None, subset=None):
-    """A Sweep from a file path or ``shipped:NAME``."""
-    from ..data.datasets import load_dataset
-    from ..data.sweep import Sweep, read_sweep
-    from ..errors import SweepError
-
-    cols = _parse_columns(columns)
-    if spec.startswith(SHIPPED):
-        name = spec[len(SHIPPED):]
-        try:
-            df = load_dataset(name, dataset=subset)
-        except ValueError as exc:
-            raise SweepError(str(exc)) from None
-        sweep = read_sweep(df, columns=cols)
-        return Sweep(sweep.df, spec + (f" (dataset {subset})" if subset else ""))
-    if subset:
-        raise SweepError("--subset applies only to shipped:gadre_c4")
-    return read_sweep(spec, columns=cols)
-
-
-def _load(path):
-    from ..inference.posterior import load
-
-    post = load(path)
-    if not post.review().ok:
-        names = ", ".join(c.name for c in post.review().failed)
-        _warn_line(f"this posterior failed its review ({names}); its numbers are not to be trusted yet")
-    return post
-
-
 def _banner(review) -> str:
     if review.ok:
         return ""
@@ -150,14 +79,14 @@ def cmd_fit(args) -> int:
     from ..laws.base import get_law
 
     resolve_priors(get_law(args.law), args.noise, None)  # reject a bad law / noise before reading data
-    sweep = _read_data(args.data, args.columns, args.subset)
+    sweep = read_data(args.data, args.columns, args.subset)
     progress = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
-    post, messages = _capturing(fit, sweep, law=args.law, noise=args.noise, chains=args.chains,
+    post, messages = capturing(fit, sweep, law=args.law, noise=args.noise, chains=args.chains,
                                 draws=args.draws, warmup=args.warmup, seed=args.seed,
                                 target_accept=args.target_accept, progress_bar=progress)
     path = post.save(args.out)
     if args.json:
-        _print_json({"posterior": str(path), **_summary_json(post), "warnings": messages})
+        print_json({"posterior": str(path), **_summary_json(post), "warnings": messages})
     else:
         print(_summary_text(post))
         print(f"\nSaved the posterior to {path}")
@@ -165,9 +94,9 @@ def cmd_fit(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    post = _load(args.file)
+    post = load_posterior(args.file)
     if args.json:
-        _print_json({"file": args.file, **_summary_json(post)})
+        print_json({"file": args.file, **_summary_json(post)})
     else:
         print(_summary_text(post))
     return 0
@@ -181,9 +110,9 @@ def cmd_predict(args) -> int:
     from ..report.markdown import fmt, fmt_interval, text_table
 
     if any(getattr(args, k) is not None for k in STUDENT_OPTIONS):
-        from .predict import predict_student
+        from .predict import cmd_predict_student
 
-        return predict_student(args)
+        return cmd_predict_student(args)
     if args.N is None:
         raise BayesDistillError("give --N with --D or --tokens-per-param (supervised loss), or, for a "
                                 "distillation posterior, --N-S, --D-S and a teacher (--L-T, or --N-T and --D-T)")
@@ -198,13 +127,13 @@ def cmd_predict(args) -> int:
                                 "a single value for one of them, or --grid for every combination")
     N, other = np.broadcast_arrays(N, other)
     D = other if args.D is not None else N * other
-    post = _load(args.file)
+    post = load_posterior(args.file)
     p = post.predict(N, D, seed=args.seed)
     data = post.data
     p["in_range"] = ((p["N"] >= data["N"].min()) & (p["N"] <= data["N"].max())
                      & (p["D"] >= data["D"].min()) & (p["D"] <= data["D"].max()))
     if args.json:
-        _print_json({"file": args.file, "kind": "supervised", "predictions": p.to_dict(orient="records")})
+        print_json({"file": args.file, "kind": "supervised", "predictions": p.to_dict(orient="records")})
         return 0
     rows = [[fmt(r["N"]) + ("" if r["in_range"] else " *"), fmt(r["D"]), fmt(r["D"] / r["N"]),
              fmt(r["median"], 4), fmt_interval(r["q05"], r["q95"], 4),
@@ -228,10 +157,10 @@ def cmd_optimal(args) -> int:
         from ..errors import BayesDistillError
 
         raise BayesDistillError("give a posterior FILE (or --student-size for compute-optimal distillation)")
-    post = _load(args.file)
+    post = load_posterior(args.file)
     co = compute_optimal(post, args.budget, accounting=args.accounting)
     if args.json:
-        _print_json({"file": args.file, **co.to_dict()})
+        print_json({"file": args.file, **co.to_dict()})
     else:
         print(_optimal_text(co))
     return 0
@@ -240,11 +169,11 @@ def cmd_optimal(args) -> int:
 def cmd_report(args) -> int:
     from ..report.markdown import PLOTS, write_report
 
-    post = _load(args.file)
-    path, _ = _capturing(write_report, post, args.out, budget=args.budget, accounting=args.accounting)
+    post = load_posterior(args.file)
+    path, _ = capturing(write_report, post, args.out, budget=args.budget, accounting=args.accounting)
     files = [str(path.parent / name) for name, _, _ in PLOTS]
     if args.json:
-        _print_json({"report": str(path), "files": [str(path), *files]})
+        print_json({"report": str(path), "files": [str(path), *files]})
     else:
         print(f"Wrote {path} with {len(files)} plots")
     return 0
@@ -257,21 +186,21 @@ def cmd_demo(args) -> int:
 
     t0 = time.perf_counter()
     chains, draws, warmup = (2, 200, 200) if args.quick else (4, 1000, 1000)
-    sweep = _read_data(f"{SHIPPED}gadre_c4", subset="c4_original")
+    sweep = read_data(f"{SHIPPED}gadre_c4", subset="c4_original")
     out = Path(args.out)
     if not args.json:
         print(f"Fitting the chinchilla law to {len(sweep)} runs of Gadre et al. (2024), trained on C4 "
               f"(c4_original), with NUTS: {chains} chains x {draws} draws after {warmup} warmup ...")
     progress = sys.stderr.isatty() and not args.json
-    post, messages = _capturing(fit, sweep, law="chinchilla", chains=chains, draws=draws, warmup=warmup,
+    post, messages = capturing(fit, sweep, law="chinchilla", chains=chains, draws=draws, warmup=warmup,
                                 seed=args.seed, progress_bar=progress)
     co = compute_optimal(post, [args.budget])
     nc = post.save(out / "posterior.nc")
-    report, more = _capturing(write_report, post, out, budget=args.budget)
+    report, more = capturing(write_report, post, out, budget=args.budget)
     rec, decision, more2 = _demo_decision(out, args)
     seconds = time.perf_counter() - t0
     if args.json:
-        _print_json({"posterior": str(nc), "report": str(report), "decision_report": str(decision),
+        print_json({"posterior": str(nc), "report": str(report), "decision_report": str(decision),
                      "seconds": seconds, "review": post.review().to_dict(), "optimal": co.to_dict(),
                      "recommendation": rec.to_dict(), "warnings": messages + more + more2})
         return 0
@@ -290,10 +219,10 @@ def _demo_decision(out, args):
     from ..inference.shipped import default_posterior
     from ..report.markdown import write_decision
 
-    joint, m1 = _capturing(default_posterior)
-    rec, m2 = _capturing(recommend, joint, budget=args.decision_budget, student_size=args.student_size,
+    joint, m1 = capturing(default_posterior)
+    rec, m2 = capturing(recommend, joint, budget=args.decision_budget, student_size=args.student_size,
                          scenarios=("teacher_inference", "pretraining_inference", "supervised"))
-    path, m3 = _capturing(write_decision, rec, joint, out)
+    path, m3 = capturing(write_decision, rec, joint, out)
     return rec, path, m1 + m2 + m3
 
 
@@ -303,7 +232,7 @@ def cmd_datasets(args) -> int:
 
     df = list_datasets()
     if args.json:
-        _print_json({"datasets": df.to_dict(orient="records")})
+        print_json({"datasets": df.to_dict(orient="records")})
         return 0
     rows = [[f"{SHIPPED}{r['name']}", r["rows"], r["licence"], r["description"]] for _, r in df.iterrows()]
     print(text_table(["name", "rows", "licence", "description"], rows, align="lrll"))
@@ -311,18 +240,9 @@ def cmd_datasets(args) -> int:
 
 
 # ------------------------------------------------------------------ parser
-def _subparser(sub, name, func, help, examples, parents):
-    p = sub.add_parser(name, help=help, description=help, parents=parents,
-                       epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=func)
-    return p
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayesdistill`` command."""
     from .._version import __version__
-    from .decide import add_optimal_options, add_parsers
 
     parser = argparse.ArgumentParser(
         prog="bayesdistill",
@@ -337,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of tables")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _subparser(sub, "fit", cmd_fit, "fit a scaling law to a sweep of training runs and save the posterior",
+    p = subparser(sub, "fit", cmd_fit, "fit a scaling law to a sweep of training runs and save the posterior",
                    ["bayesdistill fit runs.csv --out posterior.nc",
                     "bayesdistill fit runs.csv --columns 'Model Size=N,Tokens=D,Loss=loss' --law busbridge",
                     "bayesdistill fit shipped:gadre_c4 --subset c4_original --draws 500 --json"], [common])
@@ -364,10 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--accounting", choices=("paper", "6ND"), default="paper",
                         help="FLOP accounting: 'paper' = 3 F(N) D (Eq. 69) or '6ND' (default: %(default)s)")
 
-    _subparser(sub, "summary", cmd_summary, "show the summary table and the review of a saved posterior",
+    subparser(sub, "summary", cmd_summary, "show the summary table and the review of a saved posterior",
                ["bayesdistill summary posterior.nc", "bayesdistill summary posterior.nc --json"], [common, posterior])
 
-    p = _subparser(sub, "predict", cmd_predict, "predict the loss of models of N parameters trained on D tokens, "
+    p = subparser(sub, "predict", cmd_predict, "predict the loss of models of N parameters trained on D tokens, "
                    "or (distillation posteriors) of a student distilled from a teacher",
                    ["bayesdistill predict posterior.nc --N 1e9 --D 2e10",
                     "bayesdistill predict posterior.nc --N 1e9 1e10 --tokens-per-param 20",
@@ -386,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{flag}", nargs="+", type=float, metavar=flag.replace("-", "_"), help=what)
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default: %(default)s)")
 
-    p = _subparser(sub, "optimal", cmd_optimal, "compute-optimal model size and tokens for a training budget; "
+    p = subparser(sub, "optimal", cmd_optimal, "compute-optimal model size and tokens for a training budget; "
                    "with --student-size, compute-optimal distillation (D_S, N_T, D_T) per posterior draw",
                    ["bayesdistill optimal posterior.nc --budget 1e21",
                     "bayesdistill optimal posterior.nc --budget 1e20 1e21 1e22 --accounting 6ND --json",
@@ -398,14 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", nargs="+", type=float, required=True, help="training budget(s) in FLOPs")
     add_optimal_options(p)
 
-    p = _subparser(sub, "report", cmd_report, "write a Markdown report with plots (report.md and PNGs)",
+    p = subparser(sub, "report", cmd_report, "write a Markdown report with plots (report.md and PNGs)",
                    ["bayesdistill report posterior.nc --out report/",
                     "bayesdistill report posterior.nc --out report/ --budget 1e22 --accounting 6ND"],
                    [common, posterior, budget])
     p.add_argument("--out", required=True, metavar="DIR", help="folder for report.md and the plots")
     p.add_argument("--budget", type=float, default=1e21, help="training budget in FLOPs (default: %(default)g)")
 
-    p = _subparser(sub, "demo", cmd_demo, "fit the shipped Gadre et al. C4 sweep and write a report (about a "
+    p = subparser(sub, "demo", cmd_demo, "fit the shipped Gadre et al. C4 sweep and write a report (about a "
                    "minute; --quick: seconds, for smoke tests)",
                    ["bayesdistill demo", "bayesdistill demo --out demo_out --quick"], [common])
     p.add_argument("--out", default="out", metavar="DIR", help="folder for posterior.nc, report.md and plots "
@@ -419,10 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
     add_parsers(sub, common)
-    from ..inference.comparison import add_compare_parser
-
     add_compare_parser(sub, [common])
-    _subparser(sub, "datasets", cmd_datasets, "list the shipped datasets (use them as DATA = shipped:NAME)",
+    add_replica_parser(sub, common)
+    subparser(sub, "datasets", cmd_datasets, "list the shipped datasets (use them as DATA = shipped:NAME)",
                ["bayesdistill datasets", "bayesdistill datasets --json"], [common])
     return parser
 
@@ -435,7 +354,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     from ..errors import BayesDistillError
 
-    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    shown, warnings.showwarning = warnings.showwarning, show_warning
     try:
         return args.func(args)
     except (BayesDistillError, OSError) as exc:  # OSError: FileNotFoundError, PermissionError ...

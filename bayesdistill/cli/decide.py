@@ -9,7 +9,7 @@ on a fresh clone.
 from __future__ import annotations
 
 from ..laws.flops import SCENARIO_DESCRIPTIONS
-from .app import _capturing, _load, _print_json, _subparser
+from .common import capturing, load_posterior, print_json, subparser
 
 
 def _posterior(args):
@@ -17,8 +17,8 @@ def _posterior(args):
 
     path = getattr(args, "posterior", None) or getattr(args, "file", None)
     if path:
-        return _load(path), path
-    post, _ = _capturing(default_posterior)
+        return load_posterior(path), path
+    post, _ = capturing(default_posterior)
     return post, f"default ({DEFAULT_POSTERIOR.name}, fitted to the SYNTHETIC paper replica)"
 
 
@@ -26,11 +26,11 @@ def cmd_recommend(args) -> int:
     from ..decisions.recommendation import recommend
 
     post, source = _posterior(args)
-    rec, messages = _capturing(recommend, post, budget=args.budget, student_size=args.student_size,
+    rec, messages = capturing(recommend, post, budget=args.budget, student_size=args.student_size,
                                scenarios=args.scenarios, objective=args.objective, seed=args.seed,
                                n_candidates=args.candidates)
     if args.json:
-        _print_json({"posterior": source, **rec.to_dict(), "warnings": messages})
+        print_json({"posterior": source, **rec.to_dict(), "warnings": messages})
         return 0
     print(f"Posterior: {source}\n")
     print(rec)
@@ -58,13 +58,13 @@ def cmd_optimal_distill(args) -> int:
     out = {}
     for c in args.budget:
         for sc in args.scenarios:
-            df, _ = _capturing(optimal, post, budget=c, student_size=args.student_size, scenario=sc)
+            df, _ = capturing(optimal, post, budget=c, student_size=args.student_size, scenario=sc)
             q = df[["D_S", "N_T", "D_T", "loss"]].quantile([0.05, 0.5, 0.95])
             out[(c, sc)] = {"bound_share": float((df["status"] != "ok").mean()),
                             **{f"{k}_{tag}": float(q.loc[p, k]) for k in q.columns
                                for p, tag in ((0.05, "q05"), (0.5, "median"), (0.95, "q95"))}}
     if args.json:
-        _print_json({"posterior": source, "student_size": args.student_size,
+        print_json({"posterior": source, "student_size": args.student_size,
                      "allocations": [{"budget": c, "scenario": sc, **v} for (c, sc), v in out.items()]})
         return 0
     print(f"Posterior: {source}\nCompute-optimal distillation of a {args.student_size:.3g}-parameter student, "
@@ -81,7 +81,7 @@ def add_parsers(sub, common) -> None:
     """Register ``recommend`` on the ``bayesdistill`` subparsers."""
     from ..decisions.recommendation import ALL_OPTIONS, DEFAULT_SCENARIOS
 
-    p = _subparser(sub, "recommend", cmd_recommend,
+    p = subparser(sub, "recommend", cmd_recommend,
                    "recommend one allocation of a budget for a student size: distil (which scenario, teacher, "
                    "tokens) or train supervised, accounting for the posterior's uncertainty",
                    ["bayesdistill recommend --budget 1e22 --student-size 1e9",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .app import _load, _print_json
+from .common import load_posterior, print_json
 
 
 def _student_arrays(args) -> dict:
@@ -36,12 +36,12 @@ def _student_arrays(args) -> dict:
     return dict(zip(names, np.broadcast_arrays(*arrays)))
 
 
-def predict_student(args) -> int:
+def cmd_predict_student(args) -> int:
     from ..errors import BayesDistillError
     from ..report.markdown import fmt, fmt_interval, text_table
 
     kw = _student_arrays(args)
-    post = _load(args.file)
+    post = load_posterior(args.file)
     if not post.is_distillation:
         raise BayesDistillError(f"the student and teacher options (--N-S, --D-S, --N-T, --D-T, --L-T) need a "
                                 f"distillation posterior; {args.file} holds the supervised law {post.law.name!r}")
@@ -58,7 +58,7 @@ def predict_student(args) -> int:
         p["in_range"] &= (p[f"{k}_S"] >= lo) & (p[f"{k}_S"] <= hi)
     teacher = "N_T, D_T" if "N_T" in kw else "L_T"
     if args.json:
-        _print_json({"file": args.file, "kind": "distillation", "teacher": teacher,
+        print_json({"file": args.file, "kind": "distillation", "teacher": teacher,
                      "predictions": p.to_dict(orient="records")})
         return 0
     cols = ["N_T", "D_T"] if "N_T" in kw else []

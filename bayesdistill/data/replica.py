@@ -7,20 +7,17 @@ losses from the paper's own fitted laws (Eq. 1 and Eq. 8 with Table 6) plus
 lognormal noise. The result is SYNTHETIC: a known truth to test fits against,
 not measurements. ``simulate_sweep`` does the same for a design you plan.
 
-Run ``python -m bayesdistill.replica --seed 0 --noise 0.01 --out data/paper_replica.csv``
+Run ``bayesdistill replica --seed 0 --noise 0.01 --out data/paper_replica.csv``
 to write the bundled CSV (see ``data/paper_replica.md``).
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
-from .._files import write_atomically
 from ..errors import InputError
 from ..laws.flops import tokens_for_budget
 
@@ -261,7 +258,7 @@ def paper_sweep(seed: int = 0, noise: float = 0.01, coef=TABLE6, teacher: str = 
 
     Examples
     --------
-    >>> from bayesdistill.replica import paper_sweep
+    >>> from bayesdistill.data.replica import paper_sweep
     >>> paper_sweep()["kind"].value_counts().to_dict()
     {'distillation': 697, 'supervised': 73}
     """
@@ -270,21 +267,3 @@ def paper_sweep(seed: int = 0, noise: float = 0.01, coef=TABLE6, teacher: str = 
     df = simulate_sweep(paper_design(coef), seed=seed, noise=noise, coef=coef)[list(COLUMNS)]
     drop = {"both": [], "loss": ["N_T", "D_T"], "size": ["L_T"]}[teacher]
     return df.drop(columns=drop)
-
-
-def main(argv=None) -> None:
-    """Write :func:`paper_sweep` to a CSV atomically (temporary file, then ``os.replace``)."""
-    parser = argparse.ArgumentParser(prog="python -m bayesdistill.replica", description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise", type=float, default=0.01)
-    parser.add_argument("--teacher", choices=TEACHER_MODES, default="both")
-    parser.add_argument("--out", type=Path, default=Path("data/paper_replica.csv"))
-    args = parser.parse_args(argv)
-    df = paper_sweep(seed=args.seed, noise=args.noise, teacher=args.teacher)
-    write_atomically(args.out.resolve(), lambda tmp: df.to_csv(tmp, index=False))
-    counts = df.groupby("group", sort=False).size().to_dict()
-    print(f"wrote {len(df)} runs to {args.out}: {counts}")
-
-
-if __name__ == "__main__":
-    main()

@@ -17,9 +17,9 @@ import pandas as pd
 
 from ..allocation.distillation import allocate
 from ..errors import BayesDistillError
+from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
 from .recommendation import (
-    _require_distillation,
     candidates,
     check_scenarios,
     losses_under_draws,
@@ -86,7 +86,7 @@ def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("tea
         One row per scenario: ``budget`` (NaN when not reached on the grid),
         ``reached`` and ``p_at_max_budget``.
     """
-    _require_distillation(posterior)
+    require_distillation(posterior.law, "least_budget needs")
     t = _check_target(target_loss)
     if not 0 < p < 1:
         raise BayesDistillError(f"p must lie in (0, 1), got {p!r}")
@@ -128,7 +128,7 @@ def efficiency(posterior, *, target_loss, student_size, scenario="teacher_infere
     draws : pandas.DataFrame
         Per draw: ``C_supervised``, ``C_distill``, ``D_supervised``, ``D_distill`` and the ratios.
     """
-    _require_distillation(posterior)
+    require_distillation(posterior.law, "efficiency needs")
     t = _check_target(target_loss)
     check_scenarios(scenario)
     if scenario == "supervised":

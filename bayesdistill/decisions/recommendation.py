@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..allocation.distillation import BOUND_FLAGS, allocate
 from ..errors import BayesDistillError, FitWarning
+from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, SCENARIOS, distillation_flops_parts
 from .objectives import get_objective
 
@@ -47,14 +48,6 @@ def check_scenarios(scenarios) -> tuple:
     if bad or not scenarios:
         raise BayesDistillError(f"unknown scenarios {bad or scenarios}; choose from {list(ALL_OPTIONS)}")
     return scenarios
-
-
-def _require_distillation(post):
-    if not getattr(post, "is_distillation", False):
-        raise BayesDistillError(
-            f"recommendations need a distillation fit (law='distillation'); this posterior is of the "
-            f"supervised law {post.law.name!r}"
-        )
 
 
 def review_gate(post, strict: bool, what: str = "this decision") -> bool:
@@ -223,7 +216,7 @@ def pick(losses, objective) -> int:
     return int(np.argmin(get_objective(objective).matrix(losses)))
 
 
-def _evaluate(post, budget, student_size, scenarios, obj, n_candidates, seed, arch):
+def evaluate_options(post, budget, student_size, scenarios, obj, n_candidates, seed, arch):
     """Per scenario: candidates, their loss matrix under all draws and objectives."""
     theta = {k: np.asarray(v) for k, v in post.theta().items()}
     out = {}
@@ -267,9 +260,9 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
     -------
     Recommendation
     """
-    from ..inference.sampling import enable_compilation_cache
+    from ..runtime import enable_compilation_cache
 
-    _require_distillation(posterior)
+    require_distillation(posterior.law, "recommendations need")
     scenarios = check_scenarios(scenarios)
     obj = get_objective(objective)
     enable_compilation_cache()  # the allocation solvers compile once per machine, not once per call
@@ -277,7 +270,7 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
         raise BayesDistillError(f"n_candidates must be a positive integer, got {n_candidates!r}")
     review_ok = review_gate(posterior, strict, "this recommendation")
     evaluated = tuple(dict.fromkeys(scenarios + ("supervised",)))
-    ev = _evaluate(posterior, budget, student_size, evaluated, obj, n_candidates, seed, arch)
+    ev = evaluate_options(posterior, budget, student_size, evaluated, obj, n_candidates, seed, arch)
     rows, best = [], {}
     for sc in evaluated:
         e = ev[sc]

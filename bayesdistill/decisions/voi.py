@@ -25,13 +25,13 @@ from scipy import special, stats
 
 from ..errors import BayesDistillError
 from ..inference.students import student_log_loss_draws
+from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
 from .objectives import get_objective
 from .recommendation import (
     DEFAULT_SCENARIOS,
-    _evaluate,
-    _require_distillation,
     check_scenarios,
+    evaluate_options,
     review_gate,
 )
 
@@ -108,11 +108,11 @@ def value_of_information(posterior, runs, *, budget, student_size, scenarios=DEF
         ``p_decision_changes`` and ``weights_ess`` (mean effective sample size of the
         updated posterior), sorted best first.
     """
-    _require_distillation(posterior)
+    require_distillation(posterior.law, "value_of_information needs")
     scenarios = check_scenarios(scenarios)
     runs = _check_runs(runs)
     review_gate(posterior, strict, "this value-of-information ranking")
-    ev = _evaluate(posterior, budget, student_size, scenarios, get_objective("mean"), n_candidates, seed, arch)
+    ev = evaluate_options(posterior, budget, student_size, scenarios, get_objective("mean"), n_candidates, seed, arch)
     Lmat = np.concatenate([ev[sc]["L"] for sc in scenarios], 0)     # (actions, draws)
     current = int(np.argmin(Lmat.mean(1)))
     n = Lmat.shape[1]

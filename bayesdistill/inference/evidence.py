@@ -83,7 +83,7 @@ class Target:
     """
 
     def __init__(self, model, args=(), kwargs=None):
-        from .sampling import enable_compilation_cache
+        from ..runtime import enable_compilation_cache
 
         enable_compilation_cache()  # data travel as arguments, so compilations are reused across sweeps
         self.model, self.args, self.kwargs = model, tuple(args), dict(kwargs or {})

@@ -19,10 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .._checks import positive_array
 from .._files import write_atomically
 from .._version import __version__
 from ..errors import BayesDistillError, PosteriorFileError
 from ..laws.base import Law, law_from_spec
+from ..laws.distillation import is_distillation
 from ..laws.priors import Prior
 from .model import DISCREPANCY_SITES, distance_sq, noise_scale
 from .review import Review, review_idata
@@ -45,22 +47,6 @@ def _digest(idata, spec_json: str) -> str:
             else:
                 h.update(np.ascontiguousarray(v.astype(np.uint8) if v.dtype.kind == "b" else v).tobytes())
     return h.hexdigest()
-
-
-def positive_array(x, name):
-    """``x`` as a 1-d float array; error naming ``name`` unless every value is a positive, finite number."""
-    raw = np.asarray(x, dtype=object) if x is not None else np.asarray([None], dtype=object)
-    if any(isinstance(v, (bool, np.bool_)) for v in np.ravel(raw)):
-        raise BayesDistillError(f"{name} must be positive and finite numbers, got a boolean: {x!r}")
-    try:
-        a = np.atleast_1d(np.asarray(x, dtype=float))
-    except (TypeError, ValueError):
-        raise BayesDistillError(f"{name} must be positive and finite, got {x!r}") from None
-    if a.ndim != 1:
-        raise BayesDistillError(f"{name} must be a number or a 1-d list of numbers, got shape {a.shape}")
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise BayesDistillError(f"{name} must be positive and finite, got {x!r}")
-    return a
 
 
 def check_prob_seed(prob, seed):
@@ -103,7 +89,7 @@ class Posterior:
     @property
     def is_distillation(self) -> bool:
         """True for a joint supervised + distillation fit."""
-        return hasattr(self.law, "student_log_loss")
+        return is_distillation(self.law)
 
     @property
     def n_draws(self) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import arviz as az
@@ -18,28 +16,10 @@ from ..data.sweep import read_sweep
 from ..errors import BayesDistillError, SweepError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
+from ..runtime import enable_compilation_cache
 from .model import distance_geometry, make_joint_model, make_model, resolve_priors
 from .posterior import Posterior
 from .review import warn_if_failed
-
-
-def enable_compilation_cache() -> None:
-    """Use JAX's persistent compilation cache unless the user configured one or opted out.
-
-    The cache (``$BAYESDISTILL_JAX_CACHE``, default ``~/.cache/bayesdistill/jax``;
-    set it to ``0`` to disable) saves the ~5-10 s XLA compilation of the NUTS
-    sampler on every later fit of a sweep of the same size.
-    """
-    where = os.environ.get("BAYESDISTILL_JAX_CACHE", str(Path.home() / ".cache" / "bayesdistill" / "jax"))
-    if where == "0" or jax.config.jax_compilation_cache_dir:
-        return
-    try:
-        Path(where).mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-
 
 CHAIN_METHODS = ("auto", "vectorized", "sequential", "parallel")
 

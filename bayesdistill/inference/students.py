@@ -12,21 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .._checks import positive_array
 from ..errors import BayesDistillError
-from .posterior import positive_array
-
-
-def _require_joint(post):
-    if not post.is_distillation:
-        raise BayesDistillError(
-            f"this posterior is of the supervised law {post.law.name!r}; student predictions need a "
-            "distillation fit (law='distillation')"
-        )
+from ..laws.distillation import require_distillation
 
 
 def student_log_loss_draws(post, N_S, D_S, N_T=None, D_T=None, L_T=None):
     """Log student loss per draw and point (n_draws, n_points), plus the teacher arrays used."""
-    _require_joint(post)
+    require_distillation(post.law, "student predictions need")
     if L_T is None and (N_T is None or D_T is None):
         raise BayesDistillError("give the teacher as L_T= (its loss) or as N_T= and D_T= (size and tokens)")
     arrays = {"N_S": positive_array(N_S, "N_S"), "D_S": positive_array(D_S, "D_S")}

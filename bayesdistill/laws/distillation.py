@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import jax.numpy as jnp
 
+from ..errors import BayesDistillError
 from .base import BUSBRIDGE, SUPERVISED_PRIORS, Law, lse, register_law
 from .priors import Prior
 
@@ -141,3 +142,16 @@ DISTILLATION_TIED = _make("distillation_tied", ("gamma_prime", "c0", "c1", "f1",
 
 for _law in (DISTILLATION, DISTILLATION_NO_BPL, DISTILLATION_TIED):
     register_law(_law)
+
+
+def is_distillation(law) -> bool:
+    """True for a distillation law (a joint supervised + distillation fit): the package's one test of it."""
+    return getattr(law, "student_log_loss", None) is not None
+
+
+def require_distillation(law, needs: str, kind: str = "fit", otherwise: str = "") -> None:
+    """Raise unless ``law`` is a distillation law; ``needs`` names what needs it ("recommendations need")."""
+    if not is_distillation(law):
+        raise BayesDistillError(f"{needs} a distillation {kind}; this is the supervised law "
+                                f"{getattr(law, 'name', law)!r}: fit with law='distillation'"
+                                + (f" ({otherwise})" if otherwise else ""))

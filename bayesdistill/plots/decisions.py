@@ -10,9 +10,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..allocation.distillation import allocate
-from ..decisions.recommendation import Recommendation, _require_distillation, check_scenarios
+from ..decisions.recommendation import Recommendation, check_scenarios
 from ..errors import BayesDistillError
-from .fits import BAND, _count_formatter, _new_axes
+from ..laws.distillation import require_distillation
+from .fits import BAND, count_formatter, new_axes
 
 SHARES = (("share_student", "student training", "C0"), ("share_logits", "teacher logits", "C1"),
           ("share_teacher", "teacher training", "C3"))
@@ -27,7 +28,7 @@ def plot_option_losses(rec: Recommendation) -> Figure:
     losses = getattr(rec, "option_losses", None)
     if not losses:
         raise BayesDistillError("this recommendation carries no per-option losses to plot")
-    fig, axes = _new_axes(figsize=(7.0, 4.2))
+    fig, axes = new_axes(figsize=(7.0, 4.2))
     ax = axes[0, 0]
     names = list(losses)
     parts = ax.violinplot([losses[n] for n in names], orientation="horizontal", showmedians=True,
@@ -43,14 +44,14 @@ def plot_option_losses(rec: Recommendation) -> Figure:
 
 def plot_shares(posterior, *, student_size, scenario="pretraining_inference", budgets=None) -> Figure:
     """Compute shares (student training, teacher logits, teacher training) against budget, with 90% bands."""
-    _require_distillation(posterior)
+    require_distillation(posterior.law, "plot_shares needs")
     check_scenarios(scenario)
     if scenario == "supervised":
         raise BayesDistillError("supervised training spends the whole budget on the student; pick a "
                                 "distillation scenario")
     budgets = np.logspace(19, 25, 13) if budgets is None else np.asarray(budgets, dtype=float)
     res = [allocate(posterior.law, posterior.theta(), c, student_size, scenario) for c in budgets]
-    fig, axes = _new_axes(figsize=(7.0, 4.2))
+    fig, axes = new_axes(figsize=(7.0, 4.2))
     ax = axes[0, 0]
     for key, label, colour in SHARES:
         v = np.stack([r[key] for r in res], axis=1)
@@ -74,7 +75,7 @@ def plot_distill_map(posterior, *, scenario="teacher_inference", sizes=None, bud
     Each cell compares, per draw, the optimal distilled student (``scenario``)
     with the same student trained supervised on the whole budget.
     """
-    _require_distillation(posterior)
+    require_distillation(posterior.law, "plot_distill_map needs")
     check_scenarios(scenario)
     sizes = np.logspace(8, 10.5, 8) if sizes is None else np.asarray(sizes, dtype=float)
     budgets = np.logspace(19, 25, 9) if budgets is None else np.asarray(budgets, dtype=float)
@@ -88,14 +89,14 @@ def plot_distill_map(posterior, *, scenario="teacher_inference", sizes=None, bud
             except BayesDistillError:  # budget too small for this student within the bounds
                 continue
             P[i, j] = np.mean(d < s)
-    fig, axes = _new_axes(figsize=(7.0, 4.6))
+    fig, axes = new_axes(figsize=(7.0, 4.6))
     ax = axes[0, 0]
     mesh = ax.pcolormesh(budgets, sizes, np.ma.masked_invalid(P), cmap="RdBu", vmin=0, vmax=1, shading="nearest")
     cs = ax.contour(budgets, sizes, np.nan_to_num(P, nan=0.0), levels=[0.5], colors="k", linewidths=1)
     ax.clabel(cs, fmt={0.5: "P = 0.5"}, fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(_count_formatter())
+    ax.yaxis.set_major_formatter(count_formatter())
     ax.set_xlabel("budget (FLOPs)")
     ax.set_ylabel("student size N_S")
     ax.set_title(f"P(distillation beats supervised), {scenario}", fontsize=9)

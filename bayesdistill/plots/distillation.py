@@ -18,10 +18,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from .._checks import positive_array
 from ..errors import BayesDistillError
-from ..inference.posterior import positive_array
-from ..inference.students import _require_joint, student_log_loss_draws
-from .fits import BAND, _count_formatter, _loss_ticks, _new_axes, _quiet_arviz, bands, format_count
+from ..inference.students import student_log_loss_draws
+from ..laws.distillation import require_distillation
+from .fits import BAND, bands, count_formatter, format_count, loss_ticks, new_axes, quiet_arviz
 
 #: distillation coefficients shown on a log10 scale in the pair plot (they span decades)
 LOG_PARAMS = ("A_prime", "B_prime", "c1")
@@ -46,7 +47,7 @@ def _quantiles(L):
 
 def _on_axes(ax, figsize):
     if ax is None:
-        fig, axes = _new_axes(figsize=figsize)
+        fig, axes = new_axes(figsize=figsize)
         return fig, axes[0, 0]
     return ax.figure, ax
 
@@ -106,8 +107,8 @@ def plot_capacity_gap(post, N_S, tokens_per_param_S: float = 20.0, tokens_per_pa
     lo = min(teacher["q05"].min(), curve["q05"].min(), sup["q05"])
     hi = max(teacher["q95"].max(), curve["q95"].max(), sup["q95"])
     ax.set_ylim(lo / (hi / lo) ** 0.35, hi * (hi / lo) ** 0.05)  # the bottom strip holds the histogram
-    ax.xaxis.set_major_formatter(_count_formatter())
-    _loss_ticks(ax)
+    ax.xaxis.set_major_formatter(count_formatter())
+    loss_ticks(ax)
     ax.grid(True, which="major", alpha=0.3)
     ax.set_xlabel(f"teacher size N_T (each teacher trained on {tpp_T:g} tokens per parameter)")
     ax.set_ylabel("loss (nats per token)")
@@ -185,9 +186,9 @@ def plot_student_vs_tokens(post, N_S, teachers, D_S=None) -> Figure:
     if isinstance(teachers, numbers.Real) or len(teachers) == 0:
         raise BayesDistillError("teachers must be a non-empty list of losses L_T or pairs (N_T, D_T)")
     specs = [_teacher_args(t) for t in teachers]
-    _require_joint(post)
+    require_distillation(post.law, "distillation plots need")
     sup = np.asarray(post.log_loss_draws(np.full_like(D, N_S), D))
-    fig, axes = _new_axes(2, 1, figsize=(7.5, 6.6), sharex=True, height_ratios=[3, 1.3])
+    fig, axes = new_axes(2, 1, figsize=(7.5, 6.6), sharex=True, height_ratios=[3, 1.3])
     ax, pax = axes[0, 0], axes[1, 0]
     s05, smed, s95 = _quantiles(np.exp(sup))
     ax.fill_between(D, s05, s95, color=SUPERVISED, alpha=0.2, lw=0)
@@ -203,7 +204,7 @@ def plot_student_vs_tokens(post, N_S, teachers, D_S=None) -> Figure:
         pax.plot(D, (mu < sup).mean(0), color=colour, lw=1.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _loss_ticks(ax)
+    loss_ticks(ax)
     ax.grid(True, which="major", alpha=0.3)
     ax.set_ylabel("loss (nats per token)")
     ax.set_title(f"A {format_count(N_S)} student: distilled vs supervised (90% bands; dotted: teacher's loss)",
@@ -214,7 +215,7 @@ def plot_student_vs_tokens(post, N_S, teachers, D_S=None) -> Figure:
     pax.axhline(0.5, color="0.5", lw=0.8, ls="--")
     pax.set_ylim(-0.03, 1.03)
     pax.set_xlim(D.min(), D.max())
-    pax.xaxis.set_major_formatter(_count_formatter())
+    pax.xaxis.set_major_formatter(count_formatter())
     pax.grid(True, alpha=0.3)
     pax.set_ylabel("P(distilled < supervised)", fontsize="small")
     pax.set_xlabel("distillation tokens D_S (supervised: training tokens)")
@@ -258,7 +259,7 @@ def plot_distill_pairs(post, var_names=None, kind: str = "scatter", max_draws: i
         (and ``gamma'``), and ``c1`` with ``d1`` and ``f1`` (strength, place
         and sharpness of the capacity-gap break).
     """
-    _require_joint(post)
+    require_distillation(post.law, "distillation plots need")
     names = list(post.law.distill_params if var_names is None else var_names)
     unknown = [n for n in names if n not in post.idata.posterior]
     if unknown or len(names) < 2:
@@ -266,8 +267,8 @@ def plot_distill_pairs(post, var_names=None, kind: str = "scatter", max_draws: i
                                 f"unknown: {unknown}" if unknown else "var_names needs two or more names")
     data = _pair_data(post, names, max_draws)
     n = len(data)
-    fig, axes = _new_axes(n, n, figsize=(1.55 * n + 1.0, 1.55 * n + 0.6))
-    with _quiet_arviz(), az.rc_context(rc={"plot.max_subplots": n * n + 1}):
+    fig, axes = new_axes(n, n, figsize=(1.55 * n + 1.0, 1.55 * n + 0.6))
+    with quiet_arviz(), az.rc_context(rc={"plot.max_subplots": n * n + 1}):
         az.plot_pair(data, kind=kind, marginals=True, ax=axes, textsize=9,
                      scatter_kwargs={"alpha": 0.45, "color": STUDENT}, point_estimate="median",
                      point_estimate_kwargs={"color": "k", "lw": 0.8, "alpha": 0.6},

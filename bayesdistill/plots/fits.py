@@ -56,11 +56,11 @@ def format_count(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _count_formatter():
+def count_formatter():
     return ticker.FuncFormatter(lambda x, _pos: format_count(x))
 
 
-def _new_axes(nrows=1, ncols=1, figsize=(7.0, 4.8), **kw):
+def new_axes(nrows=1, ncols=1, figsize=(7.0, 4.8), **kw):
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     return fig, axes
@@ -119,12 +119,12 @@ def _size_colorbar(fig, mappable, sizes, ax):
     if len(sizes) <= 10:
         cbar.set_ticks(list(sizes))
         cbar.set_ticks([], minor=True)
-    cbar.formatter = _count_formatter()
+    cbar.formatter = count_formatter()
     cbar.update_ticks()
     return cbar
 
 
-def _loss_ticks(ax):
+def loss_ticks(ax):
     """Plain decimal ticks on a log-scaled loss axis (its range is usually under a decade)."""
     ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)))
     ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
@@ -154,7 +154,7 @@ def plot_fit(post, ax=None) -> Figure:
     data = post.data
     sizes = np.sort(data["N"].unique())
     if ax is None:
-        fig, axes = _new_axes(figsize=(7.5, 5.0))
+        fig, axes = new_axes(figsize=(7.5, 5.0))
         ax = axes[0, 0]
     else:
         fig = ax.figure
@@ -174,8 +174,8 @@ def plot_fit(post, ax=None) -> Figure:
         ax.scatter(rows["D"], rows["loss"], color=c, edgecolor="k", linewidth=0.6, s=28, zorder=3)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(_count_formatter())
-    _loss_ticks(ax)
+    ax.xaxis.set_major_formatter(count_formatter())
+    loss_ticks(ax)
     ax.set_xlabel("training tokens D")
     ax.set_ylabel("validation loss (nats per token)")
     ax.set_title(f"Fit: {_describe(post)}, {len(data)} runs")
@@ -219,7 +219,7 @@ def plot_residuals(post) -> Figure:
     outside = (rel < lo) | (rel > hi)
     sizes = np.sort(data["N"].unique())
     sm = _size_colours(sizes)
-    fig, axes = _new_axes(1, 2, figsize=(11.0, 4.4), sharey=True)
+    fig, axes = new_axes(1, 2, figsize=(11.0, 4.4), sharey=True)
     # jitter x within a column of runs at one N so their bars do not hide each other
     order = data.groupby("N")["D"].rank(method="first").to_numpy() - 1
     count = data.groupby("N")["D"].transform("size").to_numpy()
@@ -233,7 +233,7 @@ def plot_residuals(post) -> Figure:
             ax.scatter(x[outside], rel[outside], facecolor="none", edgecolor="red", linewidth=1.4,
                        s=110, zorder=4)
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(_count_formatter())
+        ax.xaxis.set_major_formatter(count_formatter())
         ax.set_xlabel(name)
         ax.grid(True, alpha=0.3)
     axes[0, 0].set_ylabel("residual: observed / median law - 1 (%)")
@@ -272,7 +272,7 @@ def plot_frontier(post, budgets=None, accounting: str = "paper") -> Figure:
     co = compute_optimal(post, budgets, accounting=accounting)
     data = post.data
     C_runs = np.asarray(supervised_flops(data["N"].to_numpy(), data["D"].to_numpy(), accounting=accounting))
-    fig, axes = _new_axes(1, 3, figsize=(13.5, 4.4), sharex=True)
+    fig, axes = new_axes(1, 3, figsize=(13.5, 4.4), sharex=True)
     c_label = "6ND" if accounting == "6ND" else "3F(N)D"
     panels = ((co.N, data["N"], "optimal model size N* (parameters)", "C0"),
               (co.D, data["D"], "optimal training tokens D*", "C1"),
@@ -291,9 +291,9 @@ def plot_frontier(post, budgets=None, accounting: str = "paper") -> Figure:
         ax.set_ylabel(label)
         ax.grid(True, which="major", alpha=0.3)
         if ax is not axes[0, 2]:
-            ax.yaxis.set_major_formatter(_count_formatter())
+            ax.yaxis.set_major_formatter(count_formatter())
         else:
-            _loss_ticks(ax)
+            loss_ticks(ax)
     ex = co.exponents()
     for ax, sym, e in ((axes[0, 0], "N", "a"), (axes[0, 1], "D", "b")):
         ax.set_title(rf"${sym}^* \propto C^{{{e}}}$,  {e} = {ex.loc[e, 'median']:.3f} "
@@ -310,7 +310,7 @@ def _diagnostic_names(post):
 
 
 @contextmanager
-def _quiet_arviz():
+def quiet_arviz():
     """Silence the deprecation warnings arviz 0.23 triggers in matplotlib >= 3.11."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=MatplotlibDeprecationWarning)
@@ -331,8 +331,8 @@ def plot_trace(post) -> Figure:
         :func:`arviz.plot_trace`.
     """
     names = _diagnostic_names(post)
-    fig, axes = _new_axes(len(names), 2, figsize=(11.0, 1.7 * len(names) + 0.6))
-    with _quiet_arviz():
+    fig, axes = new_axes(len(names), 2, figsize=(11.0, 1.7 * len(names) + 0.6))
+    with quiet_arviz():
         az.plot_trace(post.idata, var_names=names, axes=axes, chain_prop="color", show=False)
     fig.suptitle(f"Traces: {_describe(post)} (one colour per chain)")
     return fig
@@ -354,8 +354,8 @@ def plot_rank(post) -> Figure:
     ncols = min(4, len(names))
     nrows = -(-len(names) // ncols)
     figsize = (3.4 * ncols, 2.8 * nrows + 0.5)
-    fig, axes = _new_axes(nrows, ncols, figsize=figsize)
-    with _quiet_arviz():
+    fig, axes = new_axes(nrows, ncols, figsize=figsize)
+    with quiet_arviz():
         az.plot_rank(post.idata, var_names=names, ax=axes.ravel()[: len(names)], figsize=figsize, show=False)
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
