@@ -87,7 +87,7 @@ def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
 def shared_data_dir() -> Path:
     """Folder with the raw sources: ``$BAYESDISTILL_SHARED_DATA`` or ``<repo>/../shared/data``."""
     env = os.environ.get("BAYESDISTILL_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
