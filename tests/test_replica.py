@@ -9,10 +9,10 @@ import pytest
 
 import bayesdistill as bd
 from bayesdistill._files import write_text_atomically
+from bayesdistill.cli import main
 from bayesdistill.data.replica import (
     TABLE6,
     TABLE13_SIZES,
-    main,
     paper_design,
     paper_sweep,
     simulate_sweep,

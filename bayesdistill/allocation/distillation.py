@@ -39,27 +39,20 @@ from .._checks import positive_number
 from ..errors import BayesDistillError
 from ..laws.base import BUSBRIDGE, CHINCHILLA
 from ..laws.distillation import require_distillation
-from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops
+from ..laws.flops import OPTIONS, PAPER_ARCH, SCENARIOS, forward_flops, log_forward_flops
 from .supervised import BOUNDS, bisect
 
-SCENARIO_NAMES = (*SCENARIOS, "supervised")
 COLUMNS = ("D_S", "N_T", "D_T", "L_T", "loss", "share_student", "share_logits", "share_teacher")
 #: bit of each active bound in ``allocate(...)["bounds"]``
 BOUND_FLAGS = {"D_S_min": 1, "D_S_max": 2, "N_T_min": 4, "N_T_max": 8, "D_T_min": 16, "D_T_max": 32,
                "L_T_min": 64, "L_T_max": 128}
 LO, HI = math.log(BOUNDS[0]), math.log(BOUNDS[1])
 LOG3 = math.log(3.0)
-_MODE = {"best_case": 0, "teacher_inference": 1, "teacher_pretraining": 2, "pretraining_inference": 2}
+_MODE = {s: 2 if pre else lgt for s, (lgt, pre) in SCENARIOS.items()}  # solver branch: 2 trains a teacher
 _TOL = 1e-3  # log units: closer than this to a bound counts as on it
 _ZMAX = 80.0  # cap of the share logit z: share 1 - 1e-35
 GRID, GRID2, ITERS = 32, 16, 24
 CHUNK = 512  # draws per call of a jitted solver: one compilation serves any number of draws
-
-
-def log_f(u, arch):
-    """log F(N) of Eq. 69 at ``u = log N`` (JAX)."""
-    corr = arch.s1 * arch.n_ctx * jnp.exp(-u / 3.0) + arch.s2 * arch.n_vocab * jnp.exp(-2.0 * u / 3.0)
-    return math.log(2.0) + u + jnp.log1p(corr)
 
 
 def _logit_exp(a):
@@ -136,15 +129,15 @@ def _distill_solver(log_loss, student_log_loss, arch, grid: int, iters: int):
     """
     def solve(theta, logC, s, u_lo, u_hi, d_lgt, mode):
         best, infer, train = mode == 0, mode == 1, mode == 2
-        log3fs = LOG3 + log_f(s, arch)
+        log3fs = LOG3 + log_forward_flops(s, arch)
 
         def log_k(u):  # log FLOPs per student token: 3 F(N_S) + d_lgt F(N_T)
-            return log3fs + jnp.log1p(d_lgt * jnp.exp(log_f(u, arch) - log3fs))
+            return log3fs + jnp.log1p(d_lgt * jnp.exp(log_forward_flops(u, arch) - log3fs))
 
         def allocation(u, z):  # -> log N_T, log D_T, log D_S
             u_t = jnp.where(infer, jnp.maximum(u, u_lo), u)
             lk = log_k(u_t)
-            v = jnp.where(train, logC + log_sigmoid(z) - LOG3 - log_f(u_t, arch),
+            v = jnp.where(train, logC + log_sigmoid(z) - LOG3 - log_forward_flops(u_t, arch),
                           jnp.where(infer, HI - jnp.maximum(u_lo - u, 0.0), z))
             return u_t, v, jnp.where(train, logC + log_sigmoid(-z) - lk, logC - lk)
 
@@ -153,7 +146,7 @@ def _distill_solver(log_loss, student_log_loss, arch, grid: int, iters: int):
             return student_log_loss(theta, s, lds, jnp.where(best, u, log_loss(theta, u_t, v)))
 
         def z_range(u):  # teacher training: D_T and D_S in [1e6, 1e17]
-            l3t, lk = LOG3 + log_f(u, arch), log_k(u)
+            l3t, lk = LOG3 + log_forward_flops(u, arch), log_k(u)
             z_lo = jnp.maximum(_logit_exp(LO + l3t - logC), -_logit_exp(HI + lk - logC))
             z_hi = jnp.maximum(z_lo, jnp.minimum(_logit_exp(HI + l3t - logC), -_logit_exp(LO + lk - logC)))
             return jnp.where(train, z_lo, 0.0), jnp.where(train, z_hi, 0.0)
@@ -164,7 +157,7 @@ def _distill_solver(log_loss, student_log_loss, arch, grid: int, iters: int):
         hi = jnp.where(best, l_max, u_hi)
         (u, z), lls = minimize(objective, lo, hi, z_range, ~train, grid, iters)
         u, v, lds = allocation(u, z)
-        lft = log_f(u, arch)
+        lft = log_forward_flops(u, arch)
         return {"lds": lds, "u": u, "v": v, "llt": jnp.where(best, u, log_loss(theta, u, v)), "lls": lls,
                 "l_min": l_min, "l_max": l_max,
                 "share_student": jnp.exp(log3fs + lds - logC), "share_logits": d_lgt * jnp.exp(lft + lds - logC),
@@ -194,7 +187,7 @@ def _teacher_solver(log_loss, arch, grid: int, iters: int):
     def solve(theta, llt):
         def cost(u):
             v = _level_set_tokens(log_loss, theta, u, llt)
-            return log_f(u, arch) + v + 1e3 * jnp.abs(log_loss(theta, u, v) - llt)
+            return log_forward_flops(u, arch) + v + 1e3 * jnp.abs(log_loss(theta, u, v) - llt)
 
         (u,), _ = minimize(cost, jnp.full_like(llt, LO), jnp.full_like(llt, HI), grid=grid, iters=iters)
         return u, _level_set_tokens(log_loss, theta, u, llt)
@@ -206,7 +199,7 @@ def _teacher_solver(log_loss, arch, grid: int, iters: int):
 def _supervised_solver(log_loss, arch):
     """Jitted ``solve(theta, logC, logN) -> (log D, log L)`` with ``D = C / (3 F(N))``."""
     def solve(theta, logC, s):
-        lds = logC - LOG3 - log_f(s, arch)
+        lds = logC - LOG3 - log_forward_flops(s, arch)
         lls = log_loss(theta, s, lds)
         return jnp.broadcast_to(lds, lls.shape), lls
 
@@ -215,8 +208,8 @@ def _supervised_solver(log_loss, arch):
 
 # ------------------------------------------------------------------ checks
 def check_scenario(scenario):
-    if not isinstance(scenario, str) or scenario not in SCENARIO_NAMES:
-        raise BayesDistillError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIO_NAMES)}")
+    if not isinstance(scenario, str) or scenario not in OPTIONS:
+        raise BayesDistillError(f"unknown scenario {scenario!r}; choose from {', '.join(OPTIONS)}")
     return scenario
 
 

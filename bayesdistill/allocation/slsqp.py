@@ -15,8 +15,8 @@ import numpy as np
 
 from .._checks import positive_number
 from ..errors import BayesDistillError
-from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops
-from .distillation import HI, LO, LOG3, check_law, check_scenario, log_f, teacher_range
+from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops, log_forward_flops
+from .distillation import HI, LO, LOG3, check_law, check_scenario, teacher_range
 
 
 @functools.lru_cache(maxsize=16)
@@ -28,8 +28,8 @@ def _slsqp_functions(log_loss, student_log_loss, scenario, arch):
         return student_log_loss(theta, s, y[0], log_loss(theta, y[1], y[2]))
 
     def constraint(theta, s, log_c, y):
-        lft = log_f(y[1], arch)
-        terms = [LOG3 + log_f(s, arch) + y[0]] + [lft + y[0]] * dl + [LOG3 + lft + y[2]] * dp
+        lft = log_forward_flops(y[1], arch)
+        terms = [LOG3 + log_forward_flops(s, arch) + y[0]] + [lft + y[0]] * dl + [LOG3 + lft + y[2]] * dp
         return jax.scipy.special.logsumexp(jnp.stack(terms)) - log_c
 
     return (jax.jit(jax.value_and_grad(objective, argnums=2)), jax.jit(constraint),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BayesDistillError
-from ..laws.flops import ACCOUNTINGS, PAPER_ARCH
+from ..laws.flops import ACCOUNTINGS, PAPER_ARCH, log_forward_flops
 
 BOUNDS = (1e6, 1e17)
 
@@ -68,8 +68,7 @@ def optimal_size(law, theta, budgets, accounting: str = "paper", arch=PAPER_ARCH
         # log D in log space: C / (6 N) or C / (3 F(N)) with F(N) of Eq. 69
         if accounting == "6ND":
             return logC - jnp.log(6.0) - x
-        corr = arch.s1 * arch.n_ctx * jnp.exp(-x / 3.0) + arch.s2 * arch.n_vocab * jnp.exp(-2.0 * x / 3.0)
-        return logC - jnp.log(6.0) - x - jnp.log1p(corr)
+        return logC - jnp.log(3.0) - log_forward_flops(x, arch)
 
     def objective(x):
         return law.log_loss(th, x, log_d(x))

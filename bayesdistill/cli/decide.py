@@ -8,7 +8,7 @@ on a fresh clone.
 
 from __future__ import annotations
 
-from ..laws.flops import SCENARIO_DESCRIPTIONS
+from ..laws.flops import OPTIONS, SCENARIO_DESCRIPTIONS
 from .common import capturing, load_posterior, print_json, subparser
 
 
@@ -79,7 +79,7 @@ def cmd_optimal_distill(args) -> int:
 
 def add_parsers(sub, common) -> None:
     """Register ``recommend`` on the ``bayesdistill`` subparsers."""
-    from ..decisions.recommendation import ALL_OPTIONS, DEFAULT_SCENARIOS
+    from ..decisions.recommendation import DEFAULT_SCENARIOS
 
     p = subparser(sub, "recommend", cmd_recommend,
                    "recommend one allocation of a budget for a student size: distil (which scenario, teacher, "
@@ -92,7 +92,7 @@ def add_parsers(sub, common) -> None:
                    "shipped in models/, fitted to the SYNTHETIC paper replica)")
     p.add_argument("--budget", type=float, required=True, help="total FLOPs")
     p.add_argument("--student-size", type=float, required=True, help="student non-embedding parameters")
-    p.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS), choices=ALL_OPTIONS,
+    p.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS), choices=OPTIONS,
                    metavar="NAME", help="the options you have: " + "; ".join(
                        f"{k}: {v}" for k, v in SCENARIO_DESCRIPTIONS.items())
                    + "; supervised: train the student on data alone (default: %(default)s)")
@@ -105,10 +105,8 @@ def add_parsers(sub, common) -> None:
 
 def add_optimal_options(p) -> None:
     """Distillation options of ``bayesdistill optimal``."""
-    from ..decisions.recommendation import ALL_OPTIONS
-
     p.add_argument("--student-size", type=float, help="distillation posteriors: student size N_S; gives the "
                    "per-draw compute-optimal D_S, N_T, D_T of each --scenarios")
-    p.add_argument("--scenarios", nargs="+", default=list(ALL_OPTIONS), choices=ALL_OPTIONS, metavar="NAME",
+    p.add_argument("--scenarios", nargs="+", default=list(OPTIONS), choices=OPTIONS, metavar="NAME",
                    help="with --student-size: scenarios to solve (default: all)")
 

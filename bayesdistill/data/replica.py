@@ -13,20 +13,12 @@ to write the bundled CSV (see ``data/paper_replica.md``).
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..laws.distillation import TABLE6
 from ..laws.flops import tokens_for_budget
-
-#: Table 6 of the paper: supervised (Eq. 1) and distillation (Eq. 8) coefficients.
-TABLE6 = MappingProxyType({
-    "E": 1.220, "A": 3355.0, "B": 18186.0, "alpha": 0.408, "beta": 0.431, "gamma": 0.452,
-    "A_prime": 2243.0, "B_prime": 24181.0, "alpha_prime": 0.321, "beta_prime": 0.637,
-    "gamma_prime": 0.764, "c0": 2.549, "c1": 522.6, "f1": 0.090, "d1": 1.315,
-})
 
 #: The 33 model sizes of Table 13 (non-embedding parameters).
 TABLE13_SIZES = tuple(float(round(b * 1e9)) for b in (

@@ -30,11 +30,9 @@ import pandas as pd
 from ..allocation.distillation import BOUND_FLAGS, allocate
 from ..errors import BayesDistillError, FitWarning
 from ..laws.distillation import require_distillation
-from ..laws.flops import PAPER_ARCH, SCENARIOS, distillation_flops_parts
+from ..laws.flops import OPTIONS, PAPER_ARCH, distillation_flops_parts
 from .objectives import get_objective
 
-DISTILL_SCENARIOS = tuple(SCENARIOS)
-ALL_OPTIONS = DISTILL_SCENARIOS + ("supervised",)
 #: default choice: no teacher exists yet, so distilling means training one for this student
 DEFAULT_SCENARIOS = ("pretraining_inference", "supervised")
 
@@ -44,9 +42,9 @@ def check_scenarios(scenarios) -> tuple:
     if isinstance(scenarios, str):
         scenarios = (scenarios,)
     scenarios = tuple(dict.fromkeys(scenarios))
-    bad = [s for s in scenarios if s not in ALL_OPTIONS]
+    bad = [s for s in scenarios if s not in OPTIONS]
     if bad or not scenarios:
-        raise BayesDistillError(f"unknown scenarios {bad or scenarios}; choose from {list(ALL_OPTIONS)}")
+        raise BayesDistillError(f"unknown scenarios {bad or scenarios}; choose from {list(OPTIONS)}")
     return scenarios
 
 

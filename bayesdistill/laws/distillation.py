@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import jax.numpy as jnp
 
@@ -91,10 +92,12 @@ DISTILL_PRIORS = {
     "d1": Prior("lognormal", {"loc": 0.2, "scale": 0.3}, "break location L_T / Ltilde_S; median 1.22"),
 }
 
-#: Table 6 of the paper (supervised and distillation coefficients).
-TABLE6 = {"E": 1.220, "A": 3355.0, "B": 18186.0, "alpha": 0.408, "beta": 0.431, "gamma": 0.452,
-          "A_prime": 2243.0, "B_prime": 24181.0, "alpha_prime": 0.321, "beta_prime": 0.637,
-          "gamma_prime": 0.764, "c0": 2.549, "c1": 522.6, "f1": 0.090, "d1": 1.315}
+#: Table 6 of the paper: supervised (Eq. 1) and distillation (Eq. 8) coefficients (read-only).
+TABLE6 = MappingProxyType({
+    "E": 1.220, "A": 3355.0, "B": 18186.0, "alpha": 0.408, "beta": 0.431, "gamma": 0.452,
+    "A_prime": 2243.0, "B_prime": 24181.0, "alpha_prime": 0.321, "beta_prime": 0.637,
+    "gamma_prime": 0.764, "c0": 2.549, "c1": 522.6, "f1": 0.090, "d1": 1.315,
+})
 
 #: relative prior width (lognormal scale) of the Table 6 preset: ~25% on exponents,
 #: a factor ~2.7 on the large coefficients, and c1 left nearly free (degenerate in the paper).

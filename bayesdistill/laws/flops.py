@@ -10,6 +10,7 @@ import numbers
 from dataclasses import dataclass
 from types import MappingProxyType
 
+import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
@@ -62,6 +63,9 @@ SCENARIOS = MappingProxyType({
     "pretraining_inference": (1, 1),
 })
 
+#: Every option of a decision: the distillation scenarios, and training the student supervised.
+OPTIONS = (*SCENARIOS, "supervised")
+
 SCENARIO_DESCRIPTIONS = MappingProxyType({
     "best_case": "Teacher is free (amortised): only student training is paid.",
     "teacher_inference": "Teacher exists: pay for its logits on the D_S tokens.",
@@ -103,9 +107,23 @@ def forward_flops(N, arch: ArchSettings = PAPER_ARCH):
         ``2 N (1 + s1 n_ctx / N^(1/3) + s2 n_vocab / N^(2/3))``.
     """
     N = _checked("N", N)
-    ctx_term = arch.s1 * arch.n_ctx / N ** (1.0 / 3.0)
-    vocab_term = arch.s2 * arch.n_vocab / N ** (2.0 / 3.0)
-    return 2.0 * N * (1.0 + ctx_term + vocab_term)
+    xp = _xp(N)
+    return xp.exp(log_forward_flops(xp.log(N), arch))
+
+
+def _xp(x):
+    """NumPy for NumPy values, jax.numpy for JAX arrays and tracers."""
+    return np if isinstance(x, (numbers.Real, np.ndarray, np.generic)) else jnp
+
+
+def log_forward_flops(u, arch: ArchSettings = PAPER_ARCH):
+    """``log F(N)`` at ``u = log N``: Eq. 69 in log space, the package's one copy of it.
+
+    NumPy in, NumPy out; JAX arrays and tracers in, JAX out (the allocation solvers differentiate it).
+    """
+    xp = _xp(u)
+    corr = arch.s1 * arch.n_ctx * xp.exp(-u / 3.0) + arch.s2 * arch.n_vocab * xp.exp(-2.0 * u / 3.0)
+    return np.log(2.0) + u + xp.log1p(corr)
 
 
 def supervised_flops(N, D, accounting: str = "paper", arch: ArchSettings = PAPER_ARCH):
