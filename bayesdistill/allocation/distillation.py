@@ -227,6 +227,21 @@ def check_student(N_S):
         raise BayesDistillError(f"student_size {N_S:.3g} is outside the bounds [{BOUNDS[0]:.0e}, {BOUNDS[1]:.0e}]")
 
 
+def check_student_size(student_size) -> float:
+    """The student size as a float: a positive number within the search bounds."""
+    N_S = positive_number(student_size, "student_size")
+    check_student(N_S)
+    return N_S
+
+
+def check_budget(budget, student_size) -> tuple[float, float]:
+    """``(budget, student_size)`` as floats, checked: every public decision function calls this first.
+
+    Whether a budget can be spent within the bounds depends on the scenario; :func:`allocate` says so.
+    """
+    return positive_number(budget, "budget"), check_student_size(student_size)
+
+
 def teacher_range(C, N_S, scenario, arch):
     """[lo, hi] of log N_T where tokens within the bounds spend exactly C; errors when none do."""
     check_student(N_S)
@@ -317,7 +332,7 @@ def allocate(law, theta: Mapping, budget, student_size, scenario: str, arch=PAPE
         the bounds, or a budget that no allocation within the bounds spends exactly.
     """
     scenario = check_scenario(scenario)
-    C, N_S = positive_number(budget, "budget"), positive_number(student_size, "student_size")
+    C, N_S = check_budget(budget, student_size)
     check_law(law, scenario)
     th = theta_arrays(law, theta)
     u_lo, u_hi = teacher_range(C, N_S, scenario, arch)

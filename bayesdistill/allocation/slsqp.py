@@ -13,10 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import positive_number
 from ..errors import BayesDistillError
 from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops, log_forward_flops
-from .distillation import HI, LO, LOG3, check_law, check_scenario, teacher_range
+from .distillation import HI, LO, LOG3, check_budget, check_law, check_scenario, teacher_range
 
 
 @functools.lru_cache(maxsize=16)
@@ -52,7 +51,7 @@ def allocate_slsqp(law, theta: Mapping, budget, student_size, scenario: str, arc
     if check_scenario(scenario) == "supervised":
         raise BayesDistillError("allocate_slsqp solves the distillation scenarios; 'supervised' has nothing to optimise")
     check_law(law, scenario)
-    C, N_S = positive_number(budget, "budget"), positive_number(student_size, "student_size")
+    C, N_S = check_budget(budget, student_size)
     teacher_range(C, N_S, scenario, arch)
     fg, con, con_grad = _slsqp_functions(law.log_loss, law.student_log_loss, scenario, arch)
     lds0 = min(max(math.log(C / 6 / forward_flops(N_S, arch)), LO), HI)

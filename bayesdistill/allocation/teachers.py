@@ -17,11 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .._checks import positive_number
 from ..errors import BayesDistillError
 from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
-from .distillation import check_student, theta_arrays
+from .distillation import check_budget, theta_arrays
 from .supervised import BOUNDS
 
 
@@ -59,8 +58,7 @@ def choose_teacher(law, theta: Mapping, teachers, budget, student_size, *, pay_l
         pay on 1e6 tokens) and ``D_S_all`` (per teacher).
     """
     require_distillation(law, "choosing a teacher needs", kind="law")
-    C, N_S = positive_number(budget, "budget"), positive_number(student_size, "student_size")
-    check_student(N_S)
+    C, N_S = check_budget(budget, student_size)
     tab = pd.DataFrame(dict(teachers) if isinstance(teachers, Mapping) else teachers)
     tab = tab.reindex(columns=["N_T", "D_T", "L_T"]).astype(float)
     missing = tab["L_T"].isna() & (tab["N_T"].isna() | tab["D_T"].isna())

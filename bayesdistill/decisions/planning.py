@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..allocation.distillation import allocate
+from ..allocation.distillation import allocate, check_student_size
 from ..errors import BayesDistillError
 from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
@@ -87,6 +87,7 @@ def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("tea
         ``reached`` and ``p_at_max_budget``.
     """
     require_distillation(posterior.law, "least_budget needs")
+    student_size = check_student_size(student_size)
     t = _check_target(target_loss)
     if not 0 < p < 1:
         raise BayesDistillError(f"p must lie in (0, 1), got {p!r}")
@@ -129,6 +130,7 @@ def efficiency(posterior, *, target_loss, student_size, scenario="teacher_infere
         Per draw: ``C_supervised``, ``C_distill``, ``D_supervised``, ``D_distill`` and the ratios.
     """
     require_distillation(posterior.law, "efficiency needs")
+    student_size = check_student_size(student_size)
     t = _check_target(target_loss)
     check_scenarios(scenario)
     if scenario == "supervised":

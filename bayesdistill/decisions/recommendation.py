@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..allocation.distillation import BOUND_FLAGS, allocate
+from ..allocation.distillation import BOUND_FLAGS, allocate, check_budget
 from ..errors import BayesDistillError, FitWarning
 from ..laws.distillation import require_distillation
 from ..laws.flops import OPTIONS, PAPER_ARCH, distillation_flops_parts
@@ -261,6 +261,7 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
     from ..runtime import enable_compilation_cache
 
     require_distillation(posterior.law, "recommendations need")
+    budget, student_size = check_budget(budget, student_size)
     scenarios = check_scenarios(scenarios)
     obj = get_objective(objective)
     enable_compilation_cache()  # the allocation solvers compile once per machine, not once per call

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from ..allocation.distillation import check_budget
 from ..errors import BayesDistillError
 from ..inference.students import student_log_loss_draws
 from ..laws.distillation import require_distillation
@@ -109,6 +110,7 @@ def value_of_information(posterior, runs, *, budget, student_size, scenarios=DEF
         updated posterior), sorted best first.
     """
     require_distillation(posterior.law, "value_of_information needs")
+    budget, student_size = check_budget(budget, student_size)
     scenarios = check_scenarios(scenarios)
     runs = _check_runs(runs)
     review_gate(posterior, strict, "this value-of-information ranking")
