@@ -10,7 +10,8 @@ from conftest import true_loss
 from scipy.optimize import minimize_scalar
 
 import bayesdistill as bd
-from bayesdistill.allocation.supervised import BOUNDS, bisect_min, compute_optimal
+from bayesdistill.allocation.search import BOUNDS, bisect_min
+from bayesdistill.allocation.supervised import compute_optimal
 from bayesdistill.errors import BayesDistillError
 from bayesdistill.laws.flops import forward_flops, supervised_flops, tokens_for_budget
 

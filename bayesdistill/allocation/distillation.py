@@ -40,7 +40,7 @@ from ..errors import BayesDistillError
 from ..laws.base import BUSBRIDGE, CHINCHILLA
 from ..laws.distillation import require_distillation
 from ..laws.flops import OPTIONS, PAPER_ARCH, SCENARIOS, forward_flops, log_forward_flops
-from .supervised import BOUNDS, bisect
+from .search import BOUNDS, bisect
 
 COLUMNS = ("D_S", "N_T", "D_T", "L_T", "loss", "share_student", "share_logits", "share_teacher")
 #: bit of each active bound in ``allocate(...)["bounds"]``

@@ -21,7 +21,7 @@ from ..errors import BayesDistillError
 from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
 from .distillation import check_budget, theta_arrays
-from .supervised import BOUNDS
+from .search import BOUNDS
 
 
 @functools.lru_cache(maxsize=32)
