@@ -76,7 +76,7 @@ def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("tea
     """Least budget whose best allocation reaches ``target_loss`` with probability >= ``p``.
 
     For each budget on the grid and each scenario the candidate allocations of
-    :func:`bayesdistill.decide.candidates` are scored by P(loss <= target) over
+    :func:`bayesdistill.decisions.recommendation.candidates` are scored by P(loss <= target) over
     the posterior; the budget where the best one first reaches ``p`` is
     interpolated in log budget.
 

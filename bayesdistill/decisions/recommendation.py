@@ -8,7 +8,7 @@ turns the posterior into that decision (sample-average approximation):
    random subset of draws, plus the plug-in optimum (at posterior-mean
    coefficients); every candidate spends the budget exactly;
 2. each candidate's student loss is evaluated under *every* draw;
-3. the objective (:mod:`bayesdistill.objectives`: expected loss, a quantile,
+3. the objective (:mod:`bayesdistill.decisions.objectives`: expected loss, a quantile,
    CVaR, P(loss <= target), or any function of the per-draw losses) picks the
    best candidate per scenario, and the best scenario among those allowed.
 
@@ -245,7 +245,7 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
         ``"teacher_pretraining"`` when the logits are reused, ``"best_case"`` when the teacher is
         free. Supervised training is always evaluated as the reference.
     objective : str or callable
-        See :mod:`bayesdistill.objectives` (``"mean"``, ``"quantile:0.9"``, ``"cvar:0.9"``,
+        See :mod:`bayesdistill.decisions.objectives` (``"mean"``, ``"quantile:0.9"``, ``"cvar:0.9"``,
         ``"p_target:2.3"`` or ``f(losses) -> float``; lower is better).
     n_candidates : int
         Posterior draws whose optimal allocations are candidates (per scenario).

@@ -306,7 +306,7 @@ def _noise_dist(noise, nu, mu, sigma):
 
 def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: float = 0.0,
                      n_teachers: int = 0, discrepancy: str = "none"):
-    """A numpyro model for a :class:`~bayesdistill.distill.DistillationLaw`.
+    """A numpyro model for a :class:`~bayesdistill.laws.DistillationLaw`.
 
     ``model(sup, dis, centre, log_loss=None, log_loss_student=None)`` where
     ``sup = {"logN", "logD"}`` are the supervised runs and ``dis`` holds the

@@ -209,25 +209,25 @@ class Posterior:
         })
 
     def predict_student(self, N_S, D_S, N_T=None, D_T=None, L_T=None, *, seed: int = 0) -> pd.DataFrame:
-        """Distilled student loss (distillation fits); see :func:`bayesdistill.students.predict_student`."""
+        """Distilled student loss (distillation fits); see :func:`bayesdistill.inference.students.predict_student`."""
         from .students import predict_student
 
         return predict_student(self, N_S, D_S, N_T, D_T, L_T, seed=seed)
 
     def student_vs_supervised(self, N_S, D_S, N_T=None, D_T=None, L_T=None) -> pd.DataFrame:
-        """Distilled vs supervised student and P(distillation wins); see :mod:`bayesdistill.students`."""
+        """Distilled vs supervised student and P(distillation wins); see :mod:`bayesdistill.inference.students`."""
         from .students import student_vs_supervised
 
         return student_vs_supervised(self, N_S, D_S, N_T, D_T, L_T)
 
     def identification(self, **kwargs) -> pd.DataFrame:
-        """Prior vs posterior width of each coefficient: which the data identify; see :mod:`bayesdistill.identify`."""
+        """Prior vs posterior width of each coefficient: which the data identify; see :mod:`bayesdistill.inference.identify`."""
         from .identify import identification
 
         return identification(self, **kwargs)
 
     def capacity_gap(self, N_S, D_S, N_T_grid=None, tokens_per_param_T: float = 20.0):
-        """Student loss against teacher size and the best teacher per draw; see :mod:`bayesdistill.students`."""
+        """Student loss against teacher size and the best teacher per draw; see :mod:`bayesdistill.inference.students`."""
         from .students import capacity_gap
 
         return capacity_gap(self, N_S, D_S, N_T_grid, tokens_per_param_T)

@@ -48,7 +48,7 @@ def resolve_chain_method(chain_method: str, chains: int, work: int = PARALLEL_MI
     """``(numpyro chain method, label)``; ``"auto"`` runs chains on separate CPU cores where it pays.
 
     On the CPU backend with several host devices (see
-    :func:`bayesdistill.devices.use_cpu_cores`) and ``work`` (runs x
+    :func:`bayesdistill.runtime.use_cpu_cores`) and ``work`` (runs x
     iterations) of at least ``PARALLEL_MIN_WORK``, the chains are split over
     the largest number of devices that divides them and vectorised within
     each: on 2 cores the joint distillation fit on the replica takes 63 s
@@ -207,7 +207,7 @@ def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
     """The numpyro model of ``law`` and its arguments for ``sweep``, exactly as :func:`fit` builds them.
 
     ``kwargs`` holds the observed log losses; the evidence estimators
-    (:mod:`bayesdistill.evidence`) evaluate the same model.
+    (:mod:`bayesdistill.inference.evidence`) evaluate the same model.
     """
     sweep, law = read_sweep(sweep), get_law(law)
     pri = resolve_priors(law, noise, priors, discrepancy)

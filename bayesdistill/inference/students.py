@@ -1,7 +1,7 @@
 """Predictions for distilled students from a joint fit.
 
-Functions take a :class:`~bayesdistill.posterior.Posterior` of a
-:class:`~bayesdistill.distill.DistillationLaw`; the posterior exposes them as
+Functions take a :class:`~bayesdistill.inference.posterior.Posterior` of a
+:class:`~bayesdistill.laws.DistillationLaw`; the posterior exposes them as
 methods (``predict_student``, ``student_vs_supervised``, ``capacity_gap``).
 """
 

@@ -2,7 +2,7 @@
 
 A :class:`Law` is a name, the names of its coefficients (natural units), a pure
 JAX function giving the *log* loss in a numerically stable log-sum-exp form,
-and default priors. Laws know nothing of numpyro; :mod:`bayesdistill.model`
+and default priors. Laws know nothing of numpyro; :mod:`bayesdistill.inference.model`
 turns a law into a probabilistic model.
 
 Register your own law with :func:`register_law`; it can then be fitted,

@@ -23,7 +23,7 @@ FAMILIES = {
     "truncnormal": ("TruncatedNormal", ("loc", "scale", "low", "high")),
     "studentt": ("StudentT", ("df", "loc", "scale")),
     # a prior on a sheared coefficient's TERM at the sweep's reference point, not on the coefficient:
-    # sqrt(coef / x_ref^exponent) ~ HalfNormal(scale) (see bayesdistill.model.sample_coefficients)
+    # sqrt(coef / x_ref^exponent) ~ HalfNormal(scale) (see bayesdistill.inference.model.sample_coefficients)
     "term_halfnormal": (None, ("scale",)),
 }
 

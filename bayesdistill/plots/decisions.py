@@ -22,7 +22,7 @@ SHARES = (("share_student", "student training", "C0"), ("share_logits", "teacher
 def plot_option_losses(rec: Recommendation) -> Figure:
     """Posterior distribution of the student loss of each option's best allocation.
 
-    Needs a :class:`~bayesdistill.decide.Recommendation` that kept its per-option
+    Needs a :class:`~bayesdistill.decisions.recommendation.Recommendation` that kept its per-option
     losses (``rec.option_losses``, filled by :func:`bayesdistill.recommend`).
     """
     losses = getattr(rec, "option_losses", None)

@@ -258,7 +258,7 @@ def plot_frontier(post, budgets=None, accounting: str = "paper") -> Figure:
     budgets : array-like, optional
         FLOPs; default ``np.logspace(18, 24, 25)``.
     accounting : {"paper", "6ND"}
-        FLOP accounting of the budget (see :func:`bayesdistill.flops.supervised_flops`).
+        FLOP accounting of the budget (see :func:`bayesdistill.laws.flops.supervised_flops`).
 
     Returns
     -------

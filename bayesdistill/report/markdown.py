@@ -130,13 +130,13 @@ def summary_table(post):
 
 
 def review_table(review):
-    """Headers and rows of a :class:`~bayesdistill.review.Review`."""
+    """Headers and rows of a :class:`~bayesdistill.inference.review.Review`."""
     rows = [[c.name, fmt(c.value, 4), c.threshold, "ok" if c.passed else "**FAIL**"] for c in review.checks]
     return ["check", "value", "needs", "verdict"], rows
 
 
 def allocation_table(co, compact: bool = False):
-    """Headers and rows of a :class:`~bayesdistill.optimal.ComputeOptimal` summary.
+    """Headers and rows of a :class:`~bayesdistill.allocation.ComputeOptimal` summary.
 
     With ``compact`` each quantity is one cell ``median [q05, q95]``.
     """
@@ -211,7 +211,7 @@ def _fitted_section(post):
 
 
 def _identification_section(post) -> list[str]:
-    """Which coefficients the data narrowed well below their prior (:mod:`bayesdistill.identify`)."""
+    """Which coefficients the data narrowed well below their prior (:mod:`bayesdistill.inference.identify`)."""
     from ..inference.identify import IDENTIFIED_BELOW
 
     ident = post.identification()
@@ -310,7 +310,7 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
 
 
 def write_decision(rec, post, out_dir, name: str = "decision.md") -> Path:
-    """Write a Markdown page for a :class:`~bayesdistill.decide.Recommendation` and its plots."""
+    """Write a Markdown page for a :class:`~bayesdistill.decisions.recommendation.Recommendation` and its plots."""
     from ..plots import decisions as plots_decide
 
     out = Path(out_dir)
