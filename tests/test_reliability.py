@@ -619,7 +619,7 @@ def test_interrupted_report_leaves_the_old_files(seeded_fits, tmp_path, monkeypa
 
 
 def test_interrupted_text_write_leaves_the_old_file(tmp_path, monkeypatch):
-    from bayesdistill import report
+    from bayesdistill._files import write_atomically
 
     path = tmp_path / "report.md"
     path.write_text("old\n")
@@ -629,7 +629,7 @@ def test_interrupted_text_write_leaves_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        report._atomic(path, half_then_crash)
+        write_atomically(path, half_then_crash)
     assert path.read_text() == "old\n" and _listing(tmp_path) == ["report.md"]
 
 
