@@ -1,25 +1,20 @@
 """bayesdistill: Bayesian scaling laws of knowledge distillation.
 
-The flow: :mod:`data` (sweeps) -> :mod:`laws` (pure JAX laws, priors) ->
-:mod:`model` (numpyro models) -> :mod:`fit` (NUTS, review) ->
-:mod:`posterior` (draws, predictions, save/load) -> :mod:`optimal`
-(supervised compute-optimal) and :mod:`allocate` (compute-optimal
-distillation per draw) -> :mod:`decide`, :mod:`planning`, :mod:`voi`
-(decisions under uncertainty) -> :mod:`plots` and :mod:`report`.
+Subpackages, each importing only those below it (enforced by import-linter, see ``.importlinter``):
+:mod:`.cli` > :mod:`.report` > :mod:`.plots` > :mod:`.decisions` > :mod:`.allocation` | :mod:`.inference`
+> :mod:`.data` > :mod:`.laws` > ground (``errors``, ``runtime``, ``_checks``, ``_files``, ``_version``).
+:mod:`.plots` (matplotlib) is imported on first use of ``bd.plots``.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .runtime import import_arviz_quietly, use_cpu_cores
 
-from .devices import import_arviz_quietly, use_cpu_cores  # noqa: E402
-
-use_cpu_cores()  # before JAX starts its CPU backend: chains on separate cores (see bayesdistill.devices)
+use_cpu_cores()  # before JAX starts its CPU backend: chains on separate cores (see bayesdistill.runtime)
 import_arviz_quietly()  # before any module imports arviz: no date-dependent banner
 
-from .allocate import allocate, optimal  # noqa: E402
-from .compare import compare  # noqa: E402
-from .data import Sweep, read_sweep  # noqa: E402
-from .decide import Recommendation, recommend  # noqa: E402
-from .distill import DistillationLaw, paper_priors  # noqa: E402
+from .allocation import allocate, best_teacher, choose_teacher, compute_optimal, optimal  # noqa: E402
+from .data import Sweep, paper_sweep, read_sweep, simulate_sweep  # noqa: E402
+from .decisions import Recommendation, efficiency, least_budget, recommend, value_of_information  # noqa: E402
 from .errors import (  # noqa: E402
     BayesDistillError,
     FitWarning,
@@ -28,17 +23,19 @@ from .errors import (  # noqa: E402
     SweepError,
     SweepWarning,
 )
-from .fit import fit  # noqa: E402
-from .flops import distillation_flops, forward_flops, supervised_flops  # noqa: E402
-from .laws import Law, get_law, list_laws, register_law  # noqa: E402
-from .optimal import compute_optimal  # noqa: E402
-from .planning import efficiency, least_budget  # noqa: E402
-from .posterior import Posterior, load  # noqa: E402
-from .priors import Prior  # noqa: E402
-from .replica import paper_sweep, simulate_sweep  # noqa: E402
-from .shipped import default_posterior  # noqa: E402
-from .teachers import best_teacher, choose_teacher  # noqa: E402
-from .voi import value_of_information  # noqa: E402
+from .inference import Posterior, compare, default_posterior, fit, load  # noqa: E402
+from .laws import (  # noqa: E402
+    DistillationLaw,
+    Law,
+    Prior,
+    distillation_flops,
+    forward_flops,
+    get_law,
+    list_laws,
+    paper_priors,
+    register_law,
+    supervised_flops,
+)
 
 __all__ = [
     "BayesDistillError", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
@@ -47,3 +44,12 @@ __all__ = [
     "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep", "allocate", "optimal",
     "Recommendation", "recommend", "compare", "best_teacher", "choose_teacher", "efficiency", "least_budget", "default_posterior", "value_of_information",
 ]
+
+
+def __getattr__(name):
+    """``bd.plots`` imports the plots subpackage (and matplotlib) on first use."""
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,22 +21,20 @@ def draws(n: int = N_DRAWS, jitter: float = 0.03, seed: int = 0) -> dict:
     """Table 6 coefficients times ``exp(jitter * z)``, ``z ~ N(0, 1)``: ``n`` plausible draws."""
     import numpy as np
 
-    from bayesdistill.distill import TABLE6
+    from bayesdistill.laws.distillation import TABLE6
 
     rng = np.random.default_rng(seed)
     return {k: v * np.exp(jitter * rng.standard_normal(n)) for k, v in TABLE6.items()}
 
 
 def run() -> dict:
-    import importlib
-
     import jax
     import numpy as np
 
-    from bayesdistill.allocate_scipy import allocate_slsqp
-    from bayesdistill.distill import DISTILLATION
+    from bayesdistill.allocation import distillation as al
+    from bayesdistill.allocation.slsqp import allocate_slsqp
+    from bayesdistill.laws.distillation import DISTILLATION
 
-    al = importlib.import_module("bayesdistill.allocate")  # the package exports a function of the same name
 
     theta = draws()
     jax.clear_caches()

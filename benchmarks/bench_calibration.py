@@ -34,7 +34,7 @@ VARIANTS = ("none", "distance")
 
 def sweeps() -> tuple[dict, dict]:
     """The real sweeps by name, and the ones skipped with the reason."""
-    from bayesdistill.datasets import load_chinchilla_points, load_dataset
+    from bayesdistill.data.datasets import load_chinchilla_points, load_dataset
 
     out, skipped = {}, {}
     gadre = load_dataset("gadre_c4")

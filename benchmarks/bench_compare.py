@@ -18,9 +18,9 @@ VARIANTS = ["chinchilla:student_t", "busbridge:student_t", "chinchilla:normal", 
 
 def run() -> dict:
     import bayesdistill as bd
-    from bayesdistill.compare import compare
-    from bayesdistill.datasets import load_chinchilla_points
-    from bayesdistill.evidence import EvidenceWarning
+    from bayesdistill.data.datasets import load_chinchilla_points
+    from bayesdistill.inference.comparison import compare
+    from bayesdistill.inference.evidence import EvidenceWarning
 
     try:
         sweep = bd.read_sweep(load_chinchilla_points())

@@ -16,6 +16,7 @@ CONFIGS = {"default priors": None, "Table 6 preset": "paper"}
 
 def run() -> dict:
     import bayesdistill as bd
+    from bayesdistill.laws.distillation import TABLE6
 
     sweep = bd.read_sweep(bd.paper_sweep(seed=0))
     out = {}
@@ -28,7 +29,7 @@ def run() -> dict:
                           priors=bd.paper_priors() if preset else None)
         wall = time.perf_counter() - t
         s = post.summary()
-        covered = {k: bool(s.loc[k, "q05"] <= v <= s.loc[k, "q95"]) for k, v in bd.distill.TABLE6.items()}
+        covered = {k: bool(s.loc[k, "q05"] <= v <= s.loc[k, "q95"]) for k, v in TABLE6.items()}
         out[label] = {"wall_s": wall, "review": {c.name: c.value for c in post.review().checks},
                       "ok": post.review().ok, "covered": covered}
     return out

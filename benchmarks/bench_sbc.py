@@ -7,9 +7,9 @@ many such sweeps, and a central interval of mass p covers the truth in a share p
 
 Setup: the ``chinchilla`` law with every default of ``bd.fit``: its default priors, Student-t
 noise on log loss and the default noise model (priors of ``sigma``, ``nu`` and, with the default
-``discrepancy="distance"``, ``tau`` from :mod:`bayesdistill.model`). Each sweep is 5 model sizes
+``discrepancy="distance"``, ``tau`` from :mod:`bayesdistill.inference.model`). Each sweep is 5 model sizes
 (1e7 to 1e9) x 4 tokens-per-parameter ratios (5, 20, 80, 320) = 20 runs, drawn by running the
-very numpyro model that ``bd.fit`` builds for that design (``bayesdistill.fit.model_inputs``)
+very numpyro model that ``bd.fit`` builds for that design (``bayesdistill.inference.sampling.model_inputs``)
 without observations through ``numpyro.infer.Predictive``. ``bd.read_sweep`` refuses losses
 outside the plausible nats range (``LOSS_RANGE``), so prior draws whose sweep has such a loss are
 discarded and drawn again; the benchmark reports how many. Discarding depends on the data only,
@@ -73,9 +73,9 @@ def _model_and_args():
 
     N, D = design()
     try:
-        from bayesdistill.fit import model_inputs
+        from bayesdistill.inference.sampling import model_inputs
     except ImportError:  # before model_inputs: one noise scale, centre = mean log N, log D
-        from bayesdistill.model import make_model, resolve_priors
+        from bayesdistill.inference.model import make_model, resolve_priors
 
         law = bd.get_law(LAW)
         logN, logD = jnp.log(jnp.asarray(N, jnp.float32)), jnp.log(jnp.asarray(D, jnp.float32))
@@ -95,7 +95,7 @@ def prior_sweeps(n: int, seed: int = 0) -> dict:
     import jax
     from numpyro.infer import Predictive
 
-    from bayesdistill.data import LOSS_RANGE
+    from bayesdistill.data.sweep import LOSS_RANGE
 
     model, args = _model_and_args()
     key = jax.random.PRNGKey(seed)

@@ -28,7 +28,7 @@ _CHILD = r"""
 import json, sys, time, warnings
 t0 = time.perf_counter()
 import bayesdistill as bd
-from bayesdistill.datasets import load_chinchilla_points
+from bayesdistill.data.datasets import load_chinchilla_points
 sweep = bd.read_sweep(load_chinchilla_points())
 t1 = time.perf_counter()
 with warnings.catch_warnings():

@@ -23,7 +23,7 @@ THIN = 4
 
 def main(argv=None) -> int:
     import bayesdistill as bd
-    from bayesdistill.posterior import Posterior
+    from bayesdistill.inference.posterior import Posterior
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--priors", choices=("default", "paper"), default="default")

@@ -1,4 +1,4 @@
-"""Compute-optimal distillation per draw (:mod:`bayesdistill.allocate`): SLSQP agreement, budget
+"""Compute-optimal distillation per draw (:mod:`bayesdistill.allocation.distillation`): SLSQP agreement, budget
 accounting, the paper's findings (reference section 7), the best-case teacher, teachers to choose
 from, the posterior-level frame and the error paths.
 
@@ -6,8 +6,6 @@ Every call uses the same four draws (Table 6 and three perturbations), so each p
 """
 
 from __future__ import annotations
-
-import importlib
 
 import arviz as az
 import jax
@@ -17,16 +15,16 @@ import pandas as pd
 import pytest
 
 import bayesdistill as bd
-from bayesdistill.allocate_scipy import allocate_slsqp
-from bayesdistill.distill import DISTILLATION, TABLE6
+from bayesdistill.allocation import distillation as al
+from bayesdistill.allocation.slsqp import allocate_slsqp
+from bayesdistill.allocation.teachers import best_teacher, choose_teacher
+from bayesdistill.data.replica import TABLE6 as TABLE6_PROXY
+from bayesdistill.data.replica import student_loss, supervised_loss
 from bayesdistill.errors import BayesDistillError
-from bayesdistill.flops import distillation_flops_parts, forward_flops
-from bayesdistill.posterior import Posterior
-from bayesdistill.replica import TABLE6 as TABLE6_PROXY
-from bayesdistill.replica import student_loss, supervised_loss
-from bayesdistill.teachers import best_teacher, choose_teacher
+from bayesdistill.inference.posterior import Posterior
+from bayesdistill.laws.distillation import DISTILLATION, TABLE6
+from bayesdistill.laws.flops import distillation_flops_parts, forward_flops
 
-al = importlib.import_module("bayesdistill.allocate")  # ``bayesdistill.allocate`` is also a function
 DISTILL = ("best_case", "teacher_inference", "teacher_pretraining", "pretraining_inference")
 NEAR = 1e-4  # relative: float32 arithmetic on log FLOPs
 

@@ -16,9 +16,9 @@ from numpyro.infer import Predictive
 import bayesdistill as bd
 from bayesdistill import LawError
 from bayesdistill.errors import BayesDistillError
-from bayesdistill.fit import model_inputs
-from bayesdistill.model import resolve_priors, site_names
-from bayesdistill.posterior import Posterior
+from bayesdistill.inference.model import resolve_priors, site_names
+from bayesdistill.inference.posterior import Posterior
+from bayesdistill.inference.sampling import model_inputs
 
 #: small sampler settings, no review (tiny fits may fail it)
 FAST = {"chains": 2, "draws": 150, "warmup": 150, "seed": 0, "progress_bar": False, "review": False,

@@ -13,8 +13,9 @@ import pytest
 from conftest import BUSBRIDGE_TRUTH, FAST, quiet_fit, synthetic_sweep
 
 import bayesdistill as bd
-from bayesdistill.compare import COLUMNS, add_compare_parser, compare, log_evidence, run_compare
-from bayesdistill.evidence import EvidenceWarning
+from bayesdistill.cli.comparison import add_compare_parser, run_compare
+from bayesdistill.inference.comparison import COLUMNS, compare, log_evidence
+from bayesdistill.inference.evidence import EvidenceWarning
 
 #: a Busbridge truth with gamma clearly below 1, on the conftest grid widened to 3e9 parameters
 GAMMA_TRUTH = dict(BUSBRIDGE_TRUTH, gamma=0.5)
@@ -118,7 +119,7 @@ def test_error_paths():
 
 
 def test_variant_labels():
-    from bayesdistill.compare import _variants
+    from bayesdistill.inference.comparison import _variants
 
     v = _variants(["chinchilla", ("chinchilla", "normal"), {"law": "busbridge", "label": "gamma law"}],
                   "student_t", None, "distance")

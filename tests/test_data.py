@@ -13,7 +13,7 @@ import pytest
 from conftest import base, distil, synthetic_sweep
 
 import bayesdistill as bd
-from bayesdistill.data import LOSS_RANGE
+from bayesdistill.data.sweep import LOSS_RANGE
 from bayesdistill.errors import BayesDistillError, LawError, SweepError, SweepWarning
 
 STANDARD = ["kind", "N", "D", "loss", "N_T", "D_T", "L_T", "run_id", "group"]

@@ -1,4 +1,4 @@
-"""Tests for the bundled sweeps in ``data/`` and :mod:`bayesdistill.datasets`."""
+"""Tests for the bundled sweeps in ``data/`` and :mod:`bayesdistill.data.datasets`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bayesdistill import datasets as ds
+from bayesdistill.data import datasets as ds
 from bayesdistill.errors import BayesDistillError
 
 EXPECTED_ROWS = {"gadre_c4": 104, "gemstones_cool_end": 199, "datablations_single_epoch": 29}

@@ -20,13 +20,13 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import bayesdistill as bd  # noqa: E402
-from bayesdistill import plots_decide  # noqa: E402
-from bayesdistill.decide import losses_under_draws, pick  # noqa: E402
+from bayesdistill.decisions.objectives import cvar, get_objective  # noqa: E402
+from bayesdistill.decisions.recommendation import losses_under_draws, pick  # noqa: E402
 from bayesdistill.errors import BayesDistillError, FitWarning  # noqa: E402
-from bayesdistill.flops import forward_flops  # noqa: E402
-from bayesdistill.objectives import cvar, get_objective  # noqa: E402
-from bayesdistill.posterior import Posterior  # noqa: E402
-from bayesdistill.review import Check, Review  # noqa: E402
+from bayesdistill.inference.posterior import Posterior  # noqa: E402
+from bayesdistill.inference.review import Check, Review  # noqa: E402
+from bayesdistill.laws.flops import forward_flops  # noqa: E402
+from bayesdistill.plots import decisions as plots_decide  # noqa: E402
 
 FAST = {"n_candidates": 32}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 
@@ -12,9 +11,8 @@ import pytest
 from conftest import synthetic_sweep
 
 import bayesdistill as bd
-from bayesdistill import devices
-
-fit_module = importlib.import_module("bayesdistill.fit")  # bd.fit is the function
+from bayesdistill import runtime as devices
+from bayesdistill.inference import sampling as fit_module
 
 
 def test_use_cpu_cores_sets_the_flag_once(monkeypatch):

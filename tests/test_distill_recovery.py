@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import bayesdistill as bd
-from bayesdistill.distill import TABLE6
+from bayesdistill.laws.distillation import TABLE6
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_replica_recovery_with_table6_preset():
                if not s.loc[k, "q05"] <= v <= s.loc[k, "q95"]}
     assert not outside, outside
     # predictions at held-out configurations within 1% of the true law
-    from bayesdistill.replica import student_loss, supervised_loss
+    from bayesdistill.data.replica import student_loss, supervised_loss
 
     N_S, D_S, N_T = np.array([2.0e8, 7.0e8, 1.5e9]), np.array([8e9, 3e10, 6e10]), np.array([1e9, 3e9, 8e9])
     L_T = supervised_loss(N_T, 20 * N_T)
@@ -40,7 +40,7 @@ def test_replica_recovery_with_table6_preset():
 def test_replica_recovery_with_default_priors():
     import warnings
 
-    from bayesdistill.replica import student_loss, supervised_loss
+    from bayesdistill.data.replica import student_loss, supervised_loss
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)  # a few divergences: see the module docstring
@@ -69,7 +69,7 @@ def test_few_runs_table6_preset_beats_default_priors():
 
     import pandas as pd
 
-    from bayesdistill.replica import student_loss
+    from bayesdistill.data.replica import student_loss
 
     df = bd.paper_sweep(seed=0)
     sup, dis = df[df.kind == "supervised"], df[df.kind == "distillation"]

@@ -16,7 +16,7 @@ from scipy.integrate import quad
 from scipy.special import gammaln, logsumexp
 
 from bayesdistill import LawError, Prior
-from bayesdistill import evidence as ev
+from bayesdistill.inference import evidence as ev
 
 N_OBS, P = 40, 3
 A0, B0, V0 = 2.0, 1.0, 4.0

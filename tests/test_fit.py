@@ -15,10 +15,10 @@ import scipy.stats
 from conftest import CHINCHILLA_TRUTH, CONVERGED, TRUTHS, quiet_fit, recorded_fit, synthetic_sweep, true_loss
 
 import bayesdistill as bd
-import bayesdistill.laws
+import bayesdistill.laws.base
 from bayesdistill import LawError
 from bayesdistill.errors import BayesDistillError, PosteriorFileError
-from bayesdistill.laws import SUPERVISED_PRIORS, lse
+from bayesdistill.laws.base import SUPERVISED_PRIORS, lse
 
 PREDICT_COLUMNS = ["N", "D", "mean", "median", "q05", "q95", "pred_q05", "pred_q95"]
 
@@ -499,7 +499,7 @@ def test_user_law_round_trips(user_post, tmp_path, monkeypatch):
     _assert_same_idata(loaded.idata, user_post.idata)
     pd.testing.assert_frame_equal(loaded.predict([1e8, 1e9], 1e10), user_post.predict([1e8, 1e9], 1e10))
     # without the law registered, loading says which law is missing
-    monkeypatch.delitem(bayesdistill.laws._REGISTRY, "test_n_only")
+    monkeypatch.delitem(bayesdistill.laws.base._REGISTRY, "test_n_only")
     _raises_file_error(path, "unknown law 'test_n_only'")
 
 

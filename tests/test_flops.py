@@ -1,4 +1,4 @@
-"""Tests for bayesdistill.flops (Eq. 9 and Eq. 69 of Busbridge et al. 2025)."""
+"""Tests for bayesdistill.laws.flops (Eq. 9 and Eq. 69 of Busbridge et al. 2025)."""
 
 import dataclasses
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bayesdistill.errors import BayesDistillError
-from bayesdistill.flops import (
+from bayesdistill.laws.flops import (
     PAPER_ARCH,
     SCENARIO_DESCRIPTIONS,
     SCENARIOS,

@@ -8,7 +8,7 @@ import pytest
 from numpyro.infer import Predictive
 
 import bayesdistill as bd
-from bayesdistill.model import resolve_priors, sample_coefficients
+from bayesdistill.inference.model import resolve_priors, sample_coefficients
 
 CENTRE = {"N": 20.0, "D": 23.0, "N_S": 20.5, "D_S": 22.0, "L_T": 0.8}
 

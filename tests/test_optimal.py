@@ -10,9 +10,10 @@ from conftest import true_loss
 from scipy.optimize import minimize_scalar
 
 import bayesdistill as bd
+from bayesdistill.allocation.search import BOUNDS, bisect_min
+from bayesdistill.allocation.supervised import compute_optimal
 from bayesdistill.errors import BayesDistillError
-from bayesdistill.flops import forward_flops, supervised_flops, tokens_for_budget
-from bayesdistill.optimal import BOUNDS, bisect_min, compute_optimal
+from bayesdistill.laws.flops import forward_flops, supervised_flops, tokens_for_budget
 
 #: Hoffmann et al. (2022), approach 3
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

@@ -29,7 +29,7 @@ from conftest import base, distil
 
 import bayesdistill as bd
 from bayesdistill.errors import BayesDistillError, LawError, PosteriorFileError, SweepError
-from bayesdistill.posterior import Posterior
+from bayesdistill.inference.posterior import Posterior
 
 pytest.importorskip("pyarrow")
 
@@ -340,7 +340,7 @@ def test_fit_argument_errors(design_sweep, kwargs):
 
 def fake_posterior(law_name: str, n: int = 8) -> Posterior:
     """A posterior whose draws sit near known values, built without sampling (argument checks only)."""
-    from bayesdistill.distill import TABLE6
+    from bayesdistill.laws.distillation import TABLE6
 
     law = bd.get_law(law_name)
     rng = np.random.default_rng(0)
@@ -619,7 +619,7 @@ def test_interrupted_report_leaves_the_old_files(seeded_fits, tmp_path, monkeypa
 
 
 def test_interrupted_text_write_leaves_the_old_file(tmp_path, monkeypatch):
-    from bayesdistill import report
+    from bayesdistill._files import write_atomically
 
     path = tmp_path / "report.md"
     path.write_text("old\n")
@@ -629,7 +629,7 @@ def test_interrupted_text_write_leaves_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        report._atomic(path, half_then_crash)
+        write_atomically(path, half_then_crash)
     assert path.read_text() == "old\n" and _listing(tmp_path) == ["report.md"]
 
 
@@ -661,7 +661,7 @@ def test_sbc_machinery_end_to_end(tmp_path, monkeypatch):
 
 
 def test_sbc_prior_sweeps_are_seeded_and_plausible():
-    from bayesdistill.data import LOSS_RANGE
+    from bayesdistill.data.sweep import LOSS_RANGE
     from benchmarks import bench_sbc
 
     a, b = bench_sbc.prior_sweeps(5, seed=2), bench_sbc.prior_sweeps(5, seed=2)

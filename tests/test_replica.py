@@ -1,4 +1,4 @@
-"""Tests for bayesdistill.replica: the laws against the paper, and the synthetic sweep."""
+"""Tests for bayesdistill.data.replica: the laws against the paper, and the synthetic sweep."""
 
 import os
 from pathlib import Path
@@ -9,17 +9,17 @@ import pytest
 
 import bayesdistill as bd
 from bayesdistill._files import write_text_atomically
-from bayesdistill.flops import supervised_flops
-from bayesdistill.replica import (
+from bayesdistill.cli import main
+from bayesdistill.data.replica import (
     TABLE6,
     TABLE13_SIZES,
-    main,
     paper_design,
     paper_sweep,
     simulate_sweep,
     student_loss,
     supervised_loss,
 )
+from bayesdistill.laws.flops import supervised_flops
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "paper_replica.csv"
 FLOATS = ["N", "D", "loss", "N_T", "D_T", "L_T", "budget"]
@@ -185,7 +185,7 @@ def test_shipped_csv_is_the_seed0_replica(sweep):
 
 def test_main_writes_csv(tmp_path, capsys):
     out = tmp_path / "sub" / "r.csv"
-    main(["--seed", "2", "--noise", "0.02", "--out", str(out)])
+    main(["replica", "--seed", "2", "--noise", "0.02", "--out", str(out)])
     assert "770 runs" in capsys.readouterr().out
     df = pd.read_csv(out)
     np.testing.assert_array_equal(df["loss"], paper_sweep(seed=2, noise=0.02)["loss"])
@@ -196,7 +196,7 @@ def test_written_files_get_the_users_umask(tmp_path):
     """Files the package writes are readable as the umask allows (a temporary file alone is 0600)."""
     old = os.umask(0o022)
     try:
-        main(["--seed", "0", "--out", str(tmp_path / "r.csv")])
+        main(["replica", "--seed", "0", "--out", str(tmp_path / "r.csv")])
         write_text_atomically(tmp_path / "note.md", "x")
     finally:
         os.umask(old)

@@ -1,4 +1,4 @@
-"""Distilled-student predictions (:mod:`bayesdistill.students`) and their plots, on one tiny joint fit."""
+"""Distilled-student predictions (:mod:`bayesdistill.inference.students`) and their plots, on one tiny joint fit."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import bayesdistill as bd  # noqa: E402
-from bayesdistill import plots_distill  # noqa: E402
 from bayesdistill.errors import BayesDistillError, SweepError  # noqa: E402
-from bayesdistill.posterior import Posterior  # noqa: E402
-from bayesdistill.students import student_log_loss_draws  # noqa: E402
+from bayesdistill.inference.posterior import Posterior  # noqa: E402
+from bayesdistill.inference.students import student_log_loss_draws  # noqa: E402
+from bayesdistill.plots import distillation as plots_distill  # noqa: E402
 
 #: 2 chains x 30 draws: enough for shapes and per-draw properties, not for the review
 TINY = {"chains": 2, "draws": 30, "warmup": 30, "seed": 0, "progress_bar": False, "chain_method": "vectorized"}

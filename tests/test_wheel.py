@@ -62,7 +62,7 @@ def test_wheel_carries_the_shipped_files(installed):
 
 def test_installed_package_runs_outside_the_repository(installed):
     _, bin_, env, work = installed
-    where = _run([str(bin_ / "python"), "-c", "import bayesdistill, bayesdistill.shipped as s; "
+    where = _run([str(bin_ / "python"), "-c", "import bayesdistill, bayesdistill.inference.shipped as s; "
                   "print(bayesdistill.__file__); print(s.DEFAULT_POSTERIOR)"], cwd=work, env=env).stdout.split()
     assert all(not Path(p).resolve().is_relative_to(REPO) for p in where), where
     assert "_shipped" in where[1]

@@ -1,0 +1,122 @@
+"""Bundled public scaling-law sweeps (see ``data/README.md`` for provenance and licences)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .._files import shipped_file
+from ..errors import InputError
+
+#: the folder holding the bundled CSVs: the repository's ``data/``, or its copy inside an installed wheel
+DATA_DIR = shipped_file("data", "gadre_c4.csv").parent
+
+_DATASETS = {  # name -> (file, description, licence)
+    "gadre_c4": ("gadre_c4.csv", "Gadre et al. 2024 open_lm over-training sweep: "
+                 "104 runs, C4-eval loss", "MIT"),
+    "gemstones_cool_end": ("gemstones_cool_end.csv", "McLeish et al. 2025 Gemstones: "
+                           "20 runs x cooled-down branches, Dolma val loss", "MIT"),
+    "datablations_single_epoch": ("datablations_single_epoch.csv", "Muennighoff et al. 2023 "
+                                  "datablations: single-epoch (D == U) C4 runs", "Apache-2.0"),
+}
+
+
+def list_datasets() -> pd.DataFrame:
+    """List the bundled datasets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dataset with columns ``name``, ``file``, ``rows`` (data rows
+        in the CSV, ``None`` if the file is missing), ``description`` and ``licence``.
+    """
+    records = []
+    for name, (file, description, licence) in _DATASETS.items():
+        path = DATA_DIR / file
+        rows = None
+        if path.is_file():
+            with path.open() as fh:
+                rows = sum(1 for _ in fh) - 1
+        records.append({"name": name, "file": file, "rows": rows,
+                        "description": description, "licence": licence})
+    return pd.DataFrame(records)
+
+
+def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
+    """Load one bundled sweep as a DataFrame.
+
+    Parameters
+    ----------
+    name : str
+        One of ``"gadre_c4"``, ``"gemstones_cool_end"``, ``"datablations_single_epoch"``.
+    dataset : str, optional
+        Only for ``"gadre_c4"``: keep the rows of this training dataset
+        (``"c4_original"``, ``"rpj"`` or ``"rw_original"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``N``, ``D``, ``loss`` (nats/token), ``run_id``, ``group`` and extras.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``name`` or ``dataset``, or ``dataset`` given for another sweep.
+    FileNotFoundError
+        The CSV is missing from ``DATA_DIR``.
+    """
+    if name not in _DATASETS:
+        raise InputError(f"unknown dataset {name!r}; valid names: {sorted(_DATASETS)}")
+    if dataset is not None and name != "gadre_c4":
+        raise InputError(f"`dataset` filtering is only supported for 'gadre_c4', not {name!r}")
+    path = DATA_DIR / _DATASETS[name][0]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"bundled data file {path} is missing; regenerate it with `python data/make_data.py`")
+    df = pd.read_csv(path)
+    if dataset is not None:
+        valid = sorted(df["dataset"].unique())
+        if dataset not in valid:
+            raise InputError(f"unknown training dataset {dataset!r}; valid values: {valid}")
+        df = df[df["dataset"] == dataset].reset_index(drop=True)
+    return df
+
+
+def shared_data_dir() -> Path:
+    """Folder with the raw sources: ``$BAYESDISTILL_SHARED_DATA`` or ``<repo>/../shared/data``."""
+    env = os.environ.get("BAYESDISTILL_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
+    """Load Epoch AI's extraction of Chinchilla Fig. 4 (not redistributed; no licence).
+
+    Parameters
+    ----------
+    drop_highest : int, default 5
+        Keep ``loss < sorted(loss)[-drop_highest]`` (Epoch's filter, 240 rows); 0 keeps all 245.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``N`` (all parameters), ``D = C / (6 N)``, ``loss`` and ``C`` (FLOP).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``epoch_chinchilla/svg_extracted_data.csv`` is not under :func:`shared_data_dir`.
+    """
+    if drop_highest < 0:
+        raise InputError("drop_highest must be >= 0")
+    path = shared_data_dir() / "epoch_chinchilla" / "svg_extracted_data.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; set BAYESDISTILL_SHARED_DATA to the folder holding epoch_chinchilla/")
+    raw = pd.read_csv(path)
+    df = pd.DataFrame({"N": raw["Model Size"], "C": raw["Training FLOP"], "loss": raw["loss"]})
+    df["D"] = df["C"] / (6 * df["N"])
+    if drop_highest > 0:
+        df = df[df["loss"] < sorted(df["loss"])[-drop_highest]]
+    return df[["N", "D", "loss", "C"]].reset_index(drop=True)

@@ -1,0 +1,170 @@
+"""Planning questions built on the per-draw optima: budgets for a target, and efficiency.
+
+- :func:`least_budget` (the dual of :func:`bayesdistill.recommend`): per
+  scenario, the least budget whose best single allocation reaches a target
+  loss with probability ``p``.
+- :func:`efficiency` answers "distillation is k times more compute-efficient":
+  per draw, the compute (and tokens) supervised training needs to reach a
+  target loss, divided by what compute-optimal distillation needs.
+
+Both work on a grid of budgets (log-spaced) and interpolate in log budget.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..allocation.distillation import allocate, check_student_size
+from ..errors import BayesDistillError
+from ..laws.distillation import require_distillation
+from ..laws.flops import PAPER_ARCH, forward_flops
+from .recommendation import (
+    candidates,
+    check_scenarios,
+    losses_under_draws,
+    review_gate,
+)
+
+BUDGETS = np.logspace(18, 26, 33)
+
+
+def _check_target(target_loss):
+    try:
+        t = float(target_loss)
+    except (TypeError, ValueError):
+        raise BayesDistillError(f"target_loss must be a number of nats, got {target_loss!r}") from None
+    if not 0 < t < 100:
+        raise BayesDistillError(f"target_loss must be a positive loss in nats, got {target_loss!r}")
+    return t
+
+
+def _check_budget_grid(budgets, student_size):
+    C = np.sort(np.atleast_1d(np.asarray(budgets, dtype=float)))
+    if C.ndim != 1 or len(C) < 2 or not np.all(np.isfinite(C)) or np.any(C <= 0):
+        raise BayesDistillError("budgets must be at least two positive finite FLOP values")
+    floor = 3 * forward_flops(float(student_size)) * 1e6
+    C = C[C > floor * 1.01]
+    if len(C) < 2:
+        raise BayesDistillError(f"budgets are too small to train a {student_size:.3g}-parameter student on "
+                                f"1e6 tokens ({floor:.3g} FLOPs)")
+    return C
+
+
+def _crossing(logC, y, level):
+    """First log budget where increasing ``y`` (along the last axis) reaches ``level``; NaN if never."""
+    y = np.asarray(y, dtype=float)
+    ok = y >= level
+    first = np.where(ok.any(-1), ok.argmax(-1), -1)
+    out = np.full(y.shape[:-1], np.nan)
+    for idx in np.ndindex(*y.shape[:-1]):
+        j = first[idx]
+        if j < 0:
+            continue
+        if j == 0:
+            out[idx] = logC[0]
+            continue
+        y0, y1 = y[idx + (j - 1,)], y[idx + (j,)]
+        w = 0.0 if y1 == y0 else (level - y0) / (y1 - y0)
+        out[idx] = logC[j - 1] + w * (logC[j] - logC[j - 1])
+    return out
+
+
+def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("teacher_inference",
+                 "pretraining_inference", "supervised"), budgets=BUDGETS, n_candidates=64, seed=0,
+                 strict=False, arch=PAPER_ARCH) -> pd.DataFrame:
+    """Least budget whose best allocation reaches ``target_loss`` with probability >= ``p``.
+
+    For each budget on the grid and each scenario the candidate allocations of
+    :func:`bayesdistill.decisions.recommendation.candidates` are scored by P(loss <= target) over
+    the posterior; the budget where the best one first reaches ``p`` is
+    interpolated in log budget.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scenario: ``budget`` (NaN when not reached on the grid),
+        ``reached`` and ``p_at_max_budget``.
+    """
+    require_distillation(posterior.law, "least_budget needs")
+    student_size = check_student_size(student_size)
+    t = _check_target(target_loss)
+    if not 0 < p < 1:
+        raise BayesDistillError(f"p must lie in (0, 1), got {p!r}")
+    scenarios = check_scenarios(scenarios)
+    C = _check_budget_grid(budgets, student_size)
+    review_gate(posterior, strict, "this budget estimate")
+    theta = {k: np.asarray(v) for k, v in posterior.theta().items()}
+    rows = []
+    for sc in scenarios:
+        prob = []
+        for c in C:
+            cand = candidates(posterior.law, theta, c, student_size, sc, n_candidates=n_candidates, seed=seed,
+                              arch=arch)
+            L = losses_under_draws(posterior.law, theta, student_size, cand)
+            prob.append(float((L <= t).mean(1).max()))
+        prob = np.maximum.accumulate(prob)  # more budget never hurts: the smaller budget's plan stays possible
+        logc = _crossing(np.log(C), prob, p)
+        rows.append({"scenario": sc, "budget": float(np.exp(logc)) if np.isfinite(logc) else np.nan,
+                     "reached": bool(np.isfinite(logc)), "p_at_max_budget": float(prob[-1])})
+    return pd.DataFrame(rows).set_index("scenario")
+
+
+def efficiency(posterior, *, target_loss, student_size, scenario="teacher_inference", budgets=BUDGETS,
+               prob=0.9, strict=False, arch=PAPER_ARCH):
+    """Compute and token efficiency of distillation against supervised training, per draw.
+
+    For each draw, the compute-optimal distillation loss (``scenario``) and the
+    supervised loss of the same student are computed on the budget grid; the
+    least budget reaching ``target_loss`` is interpolated in log budget for each.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        Rows ``compute_ratio`` (supervised FLOPs / distillation FLOPs) and
+        ``token_ratio`` (supervised tokens / student distillation tokens), columns
+        ``median``, the ``prob`` interval, ``p_gt_1`` (P(distillation needs less))
+        and ``unreachable_supervised`` / ``unreachable_distill`` (fraction of draws
+        where the target is not reached on the grid).
+    draws : pandas.DataFrame
+        Per draw: ``C_supervised``, ``C_distill``, ``D_supervised``, ``D_distill`` and the ratios.
+    """
+    require_distillation(posterior.law, "efficiency needs")
+    student_size = check_student_size(student_size)
+    t = _check_target(target_loss)
+    check_scenarios(scenario)
+    if scenario == "supervised":
+        raise BayesDistillError("efficiency compares a distillation scenario with supervised training; "
+                                "pick a distillation scenario")
+    C = _check_budget_grid(budgets, student_size)
+    review_gate(posterior, strict, "this efficiency estimate")
+    theta = {k: np.asarray(v) for k, v in posterior.theta().items()}
+    res = {sc: [allocate(posterior.law, theta, c, student_size, sc, arch) for c in C]
+           for sc in (scenario, "supervised")}
+    logC = np.log(C)
+    out = {}
+    for tag, sc in (("distill", scenario), ("supervised", "supervised")):
+        gain = np.stack([-r["loss"] for r in res[sc]], axis=-1)       # (draws, budgets), increasing
+        gain = np.maximum.accumulate(gain, axis=-1)
+        lc = _crossing(logC, gain, -t)
+        logD = np.stack([np.log(r["D_S"]) for r in res[sc]], axis=-1)
+        out[f"C_{tag}"] = np.exp(lc)
+        out[f"D_{tag}"] = np.exp([np.interp(x, logC, d) if np.isfinite(x) else np.nan for x, d in zip(lc, logD)])
+    draws = pd.DataFrame(out)
+    draws["compute_ratio"] = draws["C_supervised"] / draws["C_distill"]
+    draws["token_ratio"] = draws["D_supervised"] / draws["D_distill"]
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    rows = {}
+    for name in ("compute_ratio", "token_ratio"):
+        v = draws[name].to_numpy()
+        # a draw where supervised never reaches the target (within the grid) has an infinite ratio
+        v = np.where(np.isnan(draws["C_supervised"]) & np.isfinite(draws["C_distill"]), np.inf, v)
+        fin = v[~np.isnan(v)]
+        # "nearest" quantiles: draws that never reach the target are +inf, and interpolating
+        # between two infinite draws gives NaN
+        qs = np.quantile(fin, [0.5, lo, hi], method="nearest") if len(fin) else np.full(3, np.nan)
+        rows[name] = {"median": qs[0], f"q{lo * 100:02.0f}": qs[1], f"q{hi * 100:02.0f}": qs[2],
+                      "p_gt_1": float(np.mean(fin > 1)) if len(fin) else np.nan,
+                      "unreachable_supervised": float(np.isnan(draws["C_supervised"]).mean()),
+                      "unreachable_distill": float(np.isnan(draws["C_distill"]).mean())}
+    return pd.DataFrame(rows).T, draws

@@ -1,0 +1,341 @@
+"""Compare law variants on one sweep: model evidence, PSIS-LOO, stacking weights, extrapolation.
+
+``bd.compare(sweep, laws=[...])`` fits every variant with NUTS and returns one
+row per variant (indexed by its label). Which question each column answers:
+
+==================  ==========================================================================
+``log_z``           How probable are the observed log losses under this law *and its priors*,
+                    parameters integrated out? (log marginal likelihood by bridge sampling;
+                    the default estimator)
+``log_z_se``        Monte Carlo error of ``log_z`` (relative-MSE estimate of Fruehwirth-Schnatter).
+``log_bf``          How many nats of evidence is this variant behind the best? (log Bayes
+                    factor against the best; 0 for the best, below -2.3 = 10:1 against)
+``p_model``         With equal prior odds, how probable is each variant? (softmax of ``log_z``)
+``log_z_smc``,      The same log Z from an independent estimator (adaptive tempered SMC,
+``log_z_smc_se``    blackjax, repeated seeds); :class:`EvidenceWarning` when the two differ by more
+                    than 4 combined standard errors and 0.2 nats.
+``log_z_laplace``   A free sanity value: Gaussian approximation at the mode (no error).
+``log_z_wide``,     Does the verdict hinge on the priors? log Z with every prior ``widen`` times
+``log_z_wide_se``   wider (importance-reweighted posterior draws). Evidence punishes wide priors
+                    (about log 2 per well-identified parameter at ``widen=2``); look at whether
+                    the *ranking* changes.
+``elpd_loo``,       How well does the law predict a new run like those in the sweep? (PSIS-LOO,
+``elpd_loo_se``     arviz; insensitive to prior width, unlike ``log_z``)
+``pareto_k_bad``    How many runs make the LOO estimate unreliable (Pareto k above arviz's
+                    threshold)? Non-zero: trust ``elpd_loo`` less.
+``weight``          Which mixture of the variants predicts best? (stacking weights, ``az.compare``)
+``extrap_lpd``,     How well does the law fitted to the cheaper runs predict the most expensive
+``extrap_lpd_se``   ones? (log predictive density of the runs above the ``holdout_quantile``
+                    of compute, from a refit without them; the question scaling laws exist for)
+``seconds``         Wall time spent on the variant.
+==================  ==========================================================================
+
+:func:`log_evidence` gives log Z of a posterior already fitted. The models
+observe **log loss**, so every density here is a density of log
+losses: compare only variants fitted to the same runs (supervised laws to the
+supervised runs, distillation laws to all runs; mixing the two is refused).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from ..data.sweep import read_sweep
+from ..errors import BayesDistillError, LawError
+from ..laws.base import get_law
+from ..laws.distillation import DistillationLaw
+from ..laws.flops import supervised_flops
+from .evidence import (
+    EvidenceWarning,
+    Target,
+    bridge_sampling,
+    check_proper_priors,
+    laplace_evidence,
+    smc_evidence,
+    wide_prior_shift,
+)
+from .model import resolve_priors
+from .sampling import fit, model_inputs
+
+COLUMNS = ["log_z", "log_z_se", "log_bf", "p_model", "log_z_smc", "log_z_smc_se", "log_z_laplace",
+           "log_z_wide", "log_z_wide_se", "elpd_loo", "elpd_loo_se", "pareto_k_bad", "weight",
+           "extrap_lpd", "extrap_lpd_se", "seconds"]
+#: estimators disagree when they differ by more than AGREE_Z combined standard errors (4: the SMC error
+#: comes from the spread of only a few runs) and AGREE_NATS (below which no model choice changes)
+AGREE_Z, AGREE_NATS = 4.0, 0.2
+
+
+def _variants(laws, noise, priors, discrepancy):
+    if isinstance(laws, (str, dict)) or not hasattr(laws, "__iter__"):
+        laws = [laws]
+    out = []
+    for item in laws:
+        spec = dict(item) if isinstance(item, dict) else {"law": item}
+        if isinstance(spec["law"], tuple):
+            spec["law"], spec["noise"] = spec["law"]
+        if isinstance(spec["law"], str) and ":" in spec["law"]:
+            spec["law"], spec["noise"] = spec["law"].split(":", 1)
+        unknown = set(spec) - {"law", "noise", "priors", "label"}
+        if unknown:
+            raise LawError(f"laws: unknown keys {sorted(unknown)} in {item!r}; use law, noise, priors, label")
+        law = get_law(spec["law"])
+        v = {"law": law, "noise": spec.get("noise", noise), "label": spec.get("label")}
+        v["priors"] = resolve_priors(law, v["noise"], spec.get("priors", priors), discrepancy)
+        check_proper_priors(v["priors"], f"law {law.name!r}")
+        out.append(v)
+    if not out:
+        raise LawError("compare needs at least one law")
+    names = [v["law"].name for v in out]
+    for v in out:
+        if v["label"] is None:
+            v["label"] = v["law"].name if names.count(v["law"].name) == 1 else f"{v['law'].name}:{v['noise']}"
+    labels = [v["label"] for v in out]
+    if len(set(labels)) < len(labels):
+        raise LawError(f"compare: the variants {labels} are not distinct; give each a different law, "
+                       "noise or label")
+    kinds = {isinstance(v["law"], DistillationLaw) for v in out}
+    if len(kinds) > 1:
+        raise LawError("compare: cannot compare supervised laws with distillation laws: they model "
+                       "different runs (supervised runs only vs all runs), so their evidences and LOO "
+                       "scores are not comparable")
+    return out
+
+
+def _loglik(post) -> np.ndarray:
+    """Pointwise log likelihood (chain, draw, observation) over every observed site."""
+    ll = post.idata.log_likelihood
+    parts = [ll[k].values.reshape(*ll[k].values.shape[:2], -1) for k in ("log_loss", "log_loss_student")
+             if k in ll]
+    return np.concatenate(parts, axis=-1)
+
+
+def _loo(post):
+    import arviz as az
+    import xarray as xr
+
+    ll = _loglik(post)
+    idata = az.InferenceData(posterior=post.idata.posterior,
+                             log_likelihood=xr.Dataset({"y": (("chain", "draw", "obs"), ll)}))
+    with warnings.catch_warnings():  # high Pareto k are counted in the table instead
+        warnings.simplefilter("ignore")
+        res = az.loo(idata, pointwise=True, var_name="y")
+    bad = int((np.asarray(res["pareto_k"]) > float(res.get("good_k", 0.7))).sum())
+    return res, bad
+
+
+def _holdout(sweep, joint: bool, quantile: float, accounting: str):
+    """Mask over ``sweep.df`` of the held-out (most expensive) runs and the compute threshold."""
+    df = sweep.df
+    use = np.ones(len(df), bool) if joint else (df["kind"] == "supervised").to_numpy()
+    C = np.asarray(supervised_flops(df["N"].to_numpy(float), df["D"].to_numpy(float), accounting))
+    thr = float(np.quantile(C[use], quantile))
+    return use & (C > thr), thr
+
+
+def _extrapolation(sweep, v, test, fit_kw, inputs_kw):
+    """Log predictive density of the held-out runs from a refit on the others (sum, se)."""
+    from numpyro.infer.util import log_likelihood
+
+    train = fit(sweep.subset(~test), v["law"], priors=v["priors"], noise=v["noise"], **fit_kw)
+    full = model_inputs(sweep, v["law"], v["priors"], v["noise"], **inputs_kw)
+    args = (*full.args[:-1], {k: jnp.float32(x) for k, x in train.centre.items()})
+    sites = Target(full.model, args, full.kwargs).sites
+    post = train.idata.posterior
+    samples = {k: jnp.asarray(post[k].values.reshape(-1, *post[k].shape[2:])) for k in sites}
+    ll = log_likelihood(full.model, samples, *args, parallel=True, **full.kwargs)
+    df = sweep.df
+    masks = {"log_loss": test[(df["kind"] == "supervised").to_numpy()],
+             "log_loss_student": test[(df["kind"] == "distillation").to_numpy()]}
+    pts = np.concatenate([np.asarray(ll[k], np.float64)[:, masks[k]] for k in ll if k in masks], axis=1)
+    lpd = logsumexp(pts, axis=0) - math.log(pts.shape[0])
+    return float(lpd.sum()), float(math.sqrt(len(lpd)) * lpd.std(ddof=1)) if len(lpd) > 1 else math.nan
+
+
+class _Clock:
+    """Seconds spent on each stage, in the order they ran."""
+
+    def __init__(self):
+        self.times, self.t = {}, time.perf_counter()
+
+    def __call__(self, stage):
+        now = time.perf_counter()
+        self.times[stage], self.t = now - self.t, now
+
+
+def _start(target, draws, bridge):
+    """Start of the mode search: the posterior mean, folded over mirror-symmetric coordinates."""
+    u = target.unconstrain(draws).reshape(-1, target.dim)
+    sym = bridge.info["symmetric"]
+    u[:, sym] = np.abs(u[:, sym])
+    return u.mean(0)
+
+
+def _smc(target, lap, label, **kw):
+    """SMC from the Laplace reference; from the prior (slow, warned) when the Hessian is not positive definite."""
+    if "cov" in lap.info:
+        return smc_evidence(target, laplace=lap, **kw)
+    warnings.warn(f"{label}: no positive-definite Hessian at the posterior mode, so tempered SMC starts from "
+                  "the prior (less accurate at these settings)", EvidenceWarning, stacklevel=3)
+    return smc_evidence(target, reference="prior", mcmc_steps=10, target_ess=0.7, **kw)
+
+
+def _warn_disagreement(label, a, b):
+    diff = abs(a.log_z - b.log_z)
+    tol = AGREE_Z * math.hypot(a.se, b.se)
+    if diff > max(tol, AGREE_NATS):
+        warnings.warn(f"{label}: the evidence estimators disagree: {a.method} log Z = {a.log_z:.3f} +- "
+                      f"{a.se:.3f}, {b.method} log Z = {b.log_z:.3f} +- {b.se:.3f} (difference {diff:.3f} "
+                      "nats); the posterior may be poorly explored: raise draws and SMC particles, check "
+                      "the fit's review", EvidenceWarning, stacklevel=3)
+
+
+def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t", priors: dict | None = None,
+            chains: int = 4, draws: int = 1000, warmup: int = 1000, seed: int = 0,
+            target_accept: float | None = None, smc: bool = True, smc_particles: int = 500,
+            smc_seeds: int = 4, prior_sensitivity: bool = True, widen: float = 2.0,
+            extrapolation: bool = True, holdout_quantile: float = 0.75, accounting: str = "6ND",
+            teacher: str = "measured", teacher_noise: float = 0.0, discrepancy: str = "distance",
+            progress_bar: bool = False, chain_method: str = "auto") -> pd.DataFrame:
+    """Compare law variants on one sweep by evidence, PSIS-LOO, stacking and extrapolation.
+
+    Parameters
+    ----------
+    sweep : path, DataFrame or Sweep
+    laws : sequence
+        Each item a law name or :class:`Law`, ``"name:noise"`` (``"chinchilla:normal"``), a
+        ``(law, noise)`` tuple, or a dict with keys ``law`` and optionally ``noise``, ``priors``,
+        ``label``. All supervised, or all distillation laws.
+    noise, priors : default noise model and custom priors of every variant (see :func:`bayesdistill.fit`).
+    chains, draws, warmup, seed, target_accept, progress_bar, teacher, teacher_noise, discrepancy, chain_method
+        Passed to :func:`bayesdistill.fit` (the bridge estimate uses the draws: at least 20 per chain).
+    smc : bool
+        Also estimate log Z by tempered SMC (``smc_particles`` particles, ``smc_seeds`` runs) and
+        warn (:class:`EvidenceWarning`) where it disagrees with bridge sampling.
+    prior_sensitivity, widen : bool, float
+        Report log Z with every prior ``widen`` times wider (``log_z_wide``).
+    extrapolation, holdout_quantile, accounting
+        Refit on the runs whose compute (``"6ND"`` or ``"paper"``: 3 F(N) D) is at most the
+        ``holdout_quantile`` quantile and score the rest (``extrap_lpd``). Not available for
+        distillation laws with ``teacher_noise > 0`` (NaN).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by variant label (the law name, or ``name:noise`` when a law appears twice) with the
+        columns of :data:`COLUMNS` (see the module docstring); ``attrs`` records the settings.
+    """
+    sweep = read_sweep(sweep)
+    variants = _variants(laws, noise, priors, discrepancy)
+    joint = isinstance(variants[0]["law"], DistillationLaw)
+    if not 0 < holdout_quantile < 1:
+        raise LawError(f"holdout_quantile must be in (0, 1), got {holdout_quantile!r}")
+    if not widen > 1:
+        raise LawError(f"widen must be above 1, got {widen!r}")
+    inputs_kw = {"teacher": teacher, "teacher_noise": teacher_noise, "discrepancy": discrepancy}
+    for v in variants:  # every data and prior check before the first (slow) fit
+        v["inputs"] = model_inputs(sweep, v["law"], v["priors"], v["noise"], **inputs_kw)
+        if prior_sensitivity:
+            v["wide"] = {k: p.widened(widen) for k, p in v["priors"].items()}
+            check_proper_priors(v["wide"], f"law {v['law'].name!r} (widened)")
+    test, thr = _holdout(sweep, joint, holdout_quantile, accounting) if extrapolation else (None, math.nan)
+    do_extrap = extrapolation and bool(test.any()) and not (joint and teacher_noise > 0)
+    for v in variants if do_extrap else ():
+        try:
+            model_inputs(sweep.subset(~test), v["law"], v["priors"], v["noise"], **inputs_kw)
+        except BayesDistillError as exc:
+            raise type(exc)(f"extrapolation refit without the {int(test.sum())} most expensive runs: {exc} "
+                            "(pass extrapolation=False or a higher holdout_quantile)") from None
+    fit_kw = {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed, "target_accept": target_accept,
+              "progress_bar": progress_bar, "chain_method": chain_method, **inputs_kw}
+    rows, loos, timings = {}, {}, {}
+    for i, v in enumerate(variants):
+        clock = _Clock()
+        post = fit(sweep, v["law"], priors=v["priors"], noise=v["noise"], **fit_kw)
+        clock("fit")
+        mi = v["inputs"]
+        target = Target(mi.model, mi.args, mi.kwargs)
+        draws_ = post.idata.posterior
+        br = bridge_sampling(target, draws_, seed=seed + i)
+        clock("bridge")
+        lap = laplace_evidence(target, init=_start(target, draws_, br))
+        clock("laplace")
+        r = {"log_z": br.log_z, "log_z_se": br.se, "log_z_laplace": lap.log_z}
+        r["log_z_smc"] = r["log_z_smc_se"] = math.nan
+        if smc:
+            sm = _smc(target, lap, v["label"], particles=smc_particles, seeds=smc_seeds, seed=seed + i)
+            r["log_z_smc"], r["log_z_smc_se"] = sm.log_z, sm.se
+            _warn_disagreement(v["label"], br, sm)
+            clock("smc")
+        r["log_z_wide"] = r["log_z_wide_se"] = math.nan
+        if prior_sensitivity:
+            wm = model_inputs(sweep, v["law"], v["wide"], v["noise"], **inputs_kw)
+            shift, se = wide_prior_shift(target, Target(wm.model, wm.args, wm.kwargs), draws_)
+            r["log_z_wide"], r["log_z_wide_se"] = br.log_z + shift, math.hypot(br.se, se)
+            clock("prior_sensitivity")
+        loos[v["label"]], r["pareto_k_bad"] = _loo(post)
+        r["elpd_loo"], r["elpd_loo_se"] = float(loos[v["label"]]["elpd_loo"]), float(loos[v["label"]]["se"])
+        clock("loo")
+        r["extrap_lpd"] = r["extrap_lpd_se"] = math.nan
+        if do_extrap:
+            r["extrap_lpd"], r["extrap_lpd_se"] = _extrapolation(sweep, v, test, fit_kw, inputs_kw)
+            clock("extrapolation")
+        r["seconds"] = sum(clock.times.values())
+        rows[v["label"]], timings[v["label"]] = r, clock.times
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "law"
+    lz = out["log_z"].to_numpy(float)
+    out["log_bf"] = lz - lz.max()
+    out["p_model"] = np.exp(lz - logsumexp(lz))
+    out["weight"] = _stacking(loos).reindex(out.index).to_numpy(float)
+    out["pareto_k_bad"] = out["pareto_k_bad"].astype(int)
+    out = out[COLUMNS]
+    out.attrs = {"observed": "log loss (densities are of log losses)", "source": sweep.source,
+                 "runs": int(len(sweep.df) if joint else len(sweep.supervised)),
+                 "noise": {v["label"]: v["noise"] for v in variants},
+                 "holdout": {"quantile": holdout_quantile, "accounting": accounting, "compute_threshold": thr,
+                             "held_out_runs": int(test.sum()) if do_extrap else 0},
+                 "seconds": timings,
+                 "settings": {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed, "smc": smc,
+                              "discrepancy": discrepancy,
+                              "smc_particles": smc_particles, "smc_seeds": smc_seeds, "widen": widen}}
+    return out
+
+
+def _stacking(loos) -> pd.Series:
+    import arviz as az
+
+    if len(loos) == 1:
+        return pd.Series({k: 1.0 for k in loos})
+    with warnings.catch_warnings():  # arviz/pandas deprecation notices; only the weights are used
+        warnings.simplefilter("ignore")
+        return az.compare(loos, ic="loo", method="stacking")["weight"]
+
+
+def log_evidence(post, sweep, *, smc: bool = False, seed: int = 0) -> dict:
+    """log Z of a fitted posterior on the sweep it was fitted to (bridge sampling, optionally SMC).
+
+    Returns a dict with ``log_z``, ``log_z_se``, ``log_z_laplace`` and, with
+    ``smc=True``, ``log_z_smc``, ``log_z_smc_se`` (warns when they disagree).
+    """
+    check_proper_priors(post.priors, f"law {post.law.name!r}")
+    cfg = post.config
+    mi = model_inputs(sweep, post.law, post.priors, post.noise, teacher=cfg.get("teacher", "measured"),
+                      teacher_noise=cfg.get("teacher_noise", 0.0), discrepancy=cfg.get("discrepancy", "none"))
+    if set(mi.centre) != set(post.centre) or any(abs(mi.centre[k] - post.centre[k]) > 1e-4 for k in post.centre):
+        raise LawError("this posterior was not fitted to this sweep (its centring differs); pass the same sweep")
+    target = Target(mi.model, mi.args, mi.kwargs)
+    br = bridge_sampling(target, post.idata.posterior, seed=seed)
+    lap = laplace_evidence(target, init=_start(target, post.idata.posterior, br))
+    out = {"log_z": br.log_z, "log_z_se": br.se, "log_z_laplace": lap.log_z}
+    if smc:
+        sm = _smc(target, lap, post.law.name, seed=seed)
+        out.update(log_z_smc=sm.log_z, log_z_smc_se=sm.se)
+        _warn_disagreement(post.law.name, br, sm)
+    return out

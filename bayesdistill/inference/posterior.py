@@ -1,0 +1,336 @@
+"""The posterior object: draws, predictions, review, summary, save and load.
+
+A :class:`Posterior` wraps an arviz ``InferenceData`` whose ``posterior`` group
+holds every coefficient in natural units under its own name, plus the noise
+parameters and the sampler's internal sites (``log_A_c`` ...). It is saved as
+netCDF with the law specification as JSON in the attributes (no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .._checks import positive_array
+from .._files import write_atomically
+from .._version import __version__
+from ..errors import BayesDistillError, PosteriorFileError
+from ..laws.base import Law, law_from_spec
+from ..laws.distillation import is_distillation
+from ..laws.priors import Prior
+from .model import DISCREPANCY_SITES, distance_sq, noise_scale
+from .review import Review, review_idata
+
+ATTR = "bayesdistill_spec"
+#: SHA-256 of the spec and every stored value, written by ``save`` and checked by ``load``
+DIGEST_ATTR = "bayesdistill_sha256"
+
+
+def _digest(idata, spec_json: str) -> str:
+    """SHA-256 of the spec and of every data variable of every group, in a form that survives netCDF."""
+    h = hashlib.sha256(spec_json.encode())
+    for group in sorted(idata.groups()):
+        ds = getattr(idata, group)
+        for name in sorted(ds.data_vars):
+            v = np.asarray(ds[name].values)
+            h.update(f"|{group}/{name}{v.shape}".encode())
+            if v.dtype.kind in "USO":  # strings come back as objects
+                h.update("\x1f".join(map(str, v.ravel())).encode())
+            else:
+                h.update(np.ascontiguousarray(v.astype(np.uint8) if v.dtype.kind == "b" else v).tobytes())
+    return h.hexdigest()
+
+
+def check_prob_seed(prob, seed):
+    """A clear error unless ``prob`` is in (0, 1) and ``seed`` a non-negative integer."""
+    if isinstance(prob, bool) or not isinstance(prob, (int, float, np.floating)) or not 0 < prob < 1:
+        raise BayesDistillError(f"prob must be a number in (0, 1), got {prob!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise BayesDistillError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+
+
+class Posterior:
+    """Posterior of a scaling law fitted to a sweep.
+
+    Use :func:`bayesdistill.fit` to make one and :func:`bayesdistill.load`
+    to read a saved one.
+    """
+
+    def __init__(self, idata, law: Law, priors: dict, noise: str, centre: dict, config: dict):
+        self.idata = idata
+        self.law = law
+        self.priors = priors
+        self.noise = noise
+        self.centre = centre
+        self.config = config
+        self._review = None
+
+    # ------------------------------------------------------------------ draws
+    @property
+    def param_names(self) -> list[str]:
+        """Coefficients (natural units) and noise parameters."""
+        noise = ["sigma"] + (["sigma_distill"] if self.is_distillation else [])
+        tau = [DISCREPANCY_SITES[s] for s in noise] if self.discrepancy == "distance" else []
+        return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else []), *tau]
+
+    @property
+    def discrepancy(self) -> str:
+        """``"distance"`` (noise grows away from the fitted runs) or ``"none"`` (fits saved before the option)."""
+        return self.config.get("discrepancy", "none")
+
+    @property
+    def is_distillation(self) -> bool:
+        """True for a joint supervised + distillation fit."""
+        return is_distillation(self.law)
+
+    @property
+    def n_draws(self) -> int:
+        p = self.idata.posterior
+        return p.sizes["chain"] * p.sizes["draw"]
+
+    def draws(self, names=None) -> dict[str, np.ndarray]:
+        """Flattened draws (chain-major) of the named parameters (default: all)."""
+        post = self.idata.posterior
+        return {n: post[n].values.reshape(-1) for n in (names or self.param_names)}
+
+    def theta(self) -> dict[str, jnp.ndarray]:
+        """Coefficient draws as JAX arrays of shape (n_draws,)."""
+        return {k: jnp.asarray(v) for k, v in self.draws(self.law.params).items()}
+
+    def mean_theta(self) -> dict[str, float]:
+        """Posterior means of the coefficients (the 'plug-in' point)."""
+        return {k: float(v.mean()) for k, v in self.draws(self.law.params).items()}
+
+    # ------------------------------------------------------------- checks
+    def review(self) -> Review:
+        """Convergence checks (R-hat, ESS, divergences, BFMI) with verdicts."""
+        if self._review is None:
+            self._review = review_idata(self.idata, self.param_names)
+        return self._review
+
+    def summary(self, prob: float = 0.9) -> pd.DataFrame:
+        """Posterior mean, sd, equal-tailed interval, ESS and R-hat of every parameter."""
+        d = {k: v.astype(np.float64) for k, v in self.draws().items()}  # float32 squares of B' can overflow
+        lo, hi = (1 - prob) / 2, (1 + prob) / 2
+        diag = az.summary(self.idata.posterior[self.param_names].astype("float64"), kind="diagnostics")
+        rows = {
+            n: {"mean": v.mean(), "sd": v.std(ddof=1) if len(v) > 1 else 0.0, "median": np.median(v),
+                f"q{lo * 100:02.0f}": np.quantile(v, lo), f"q{hi * 100:02.0f}": np.quantile(v, hi)}
+            for n, v in d.items()
+        }
+        out = pd.DataFrame(rows).T
+        return out.join(diag[["ess_bulk", "ess_tail", "r_hat"]])
+
+    # -------------------------------------------------------- predictions
+    def noise_scale(self, N=None, D=None, scale: str = "sigma") -> jnp.ndarray:
+        """Noise scale of log loss per draw (rows) at points ``(N, D)`` (columns).
+
+        ``scale`` names the noise-scale site (``"sigma"``, or ``"sigma_distill"``
+        for distilled students, whose ``N, D`` are ``N_S, D_S``). Without a
+        discrepancy it is ``sigma`` (shape (n_draws, 1), the points are not
+        needed); with ``discrepancy="distance"`` it is ``sqrt(sigma^2 + (tau
+        d)^2)`` at each point's distance ``d`` from the fitted runs, exactly as
+        in the model.
+        """
+        sigma = jnp.asarray(self.draws([scale])[scale])[:, None]
+        if self.discrepancy == "none":
+            return sigma
+        if N is None or D is None:
+            raise BayesDistillError(f"this posterior's noise grows with the distance from the fitted runs "
+                                    f"(discrepancy={self.discrepancy!r}): give the points N and D")
+        tau_site = DISCREPANCY_SITES[scale]
+        tau = jnp.asarray(self.draws([tau_site])[tau_site])[:, None]
+        logN = jnp.log(jnp.asarray(np.asarray(N, dtype=float).reshape(-1)))[None, :]
+        logD = jnp.log(jnp.asarray(np.asarray(D, dtype=float).reshape(-1)))[None, :]
+        return noise_scale(sigma, tau, distance_sq(logN, logD, self.centre, "_S" if scale == "sigma_distill" else ""))
+
+    def noise_draws(self, key, shape, scale: str = "sigma", N=None, D=None):
+        """Run-to-run noise on log loss, one row per draw and one column per point ``(N, D)``.
+
+        ``scale`` names the noise-scale site; the points matter only with a
+        discrepancy (see :meth:`noise_scale`).
+        """
+        sigma = self.noise_scale(N, D, scale)
+        if self.noise == "student_t":
+            eps = jax.random.t(key, jnp.asarray(self.draws(["nu"])["nu"])[:, None], shape)
+        else:
+            eps = jax.random.normal(key, shape)
+        return sigma * eps
+
+    def log_loss_draws(self, N, D) -> jnp.ndarray:
+        """Law log-loss for every draw at points (N, D): array (n_draws, n_points)."""
+        th = {k: v[:, None] for k, v in self.theta().items()}
+        return self.law.log_loss(th, jnp.log(jnp.asarray(N))[None, :], jnp.log(jnp.asarray(D))[None, :])
+
+    def predict(self, N, D, *, seed: int = 0, prob: float = 0.9) -> pd.DataFrame:
+        """Predicted loss at (N, D) with uncertainty.
+
+        Parameters
+        ----------
+        N, D : float or array-like
+            Non-embedding parameters and training tokens (broadcast together).
+        seed : int
+            Seed of the noise draws for the predictive quantiles.
+        prob : float
+            Central interval mass (0.9 gives 5% and 95% quantiles).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``N, D, mean, median, q05, q95`` (the law's loss over the posterior)
+            and ``pred_q05, pred_q95`` (a new run's loss, noise included: with
+            ``discrepancy="distance"`` the noise grows with the distance of
+            ``(N, D)`` from the fitted runs, see :meth:`noise_scale`).
+        """
+        check_prob_seed(prob, seed)
+        N, D = positive_array(N, "N"), positive_array(D, "D")
+        try:
+            N, D = np.broadcast_arrays(N, D)
+        except ValueError:
+            raise BayesDistillError(f"N ({len(N)} values) and D ({len(D)} values) do not broadcast: give equal "
+                                    "numbers of values or a single value for one of them") from None
+        mu = self.log_loss_draws(N, D)
+        pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape, N=N, D=D)
+        lo, hi = (1 - prob) / 2, (1 + prob) / 2
+        L, P = np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))
+        tag = f"{lo * 100:02.0f}", f"{hi * 100:02.0f}"
+        return pd.DataFrame({
+            "N": N, "D": D, "mean": L.mean(0), "median": np.median(L, 0),
+            f"q{tag[0]}": np.quantile(L, lo, 0), f"q{tag[1]}": np.quantile(L, hi, 0),
+            f"pred_q{tag[0]}": np.quantile(P, lo, 0), f"pred_q{tag[1]}": np.quantile(P, hi, 0),
+        })
+
+    def predict_student(self, N_S, D_S, N_T=None, D_T=None, L_T=None, *, seed: int = 0) -> pd.DataFrame:
+        """Distilled student loss (distillation fits); see :func:`bayesdistill.inference.students.predict_student`."""
+        from .students import predict_student
+
+        return predict_student(self, N_S, D_S, N_T, D_T, L_T, seed=seed)
+
+    def student_vs_supervised(self, N_S, D_S, N_T=None, D_T=None, L_T=None) -> pd.DataFrame:
+        """Distilled vs supervised student and P(distillation wins); see :mod:`bayesdistill.inference.students`."""
+        from .students import student_vs_supervised
+
+        return student_vs_supervised(self, N_S, D_S, N_T, D_T, L_T)
+
+    def identification(self, **kwargs) -> pd.DataFrame:
+        """Prior vs posterior width of each coefficient: which the data identify; see :mod:`bayesdistill.inference.identify`."""
+        from .identify import identification
+
+        return identification(self, **kwargs)
+
+    def capacity_gap(self, N_S, D_S, N_T_grid=None, tokens_per_param_T: float = 20.0):
+        """Student loss against teacher size and the best teacher per draw; see :mod:`bayesdistill.inference.students`."""
+        from .students import capacity_gap
+
+        return capacity_gap(self, N_S, D_S, N_T_grid, tokens_per_param_T)
+
+    # ------------------------------------------------------------ the data
+    @property
+    def data(self) -> pd.DataFrame:
+        """The runs the posterior was fitted to."""
+        c = self.idata.constant_data
+        df = pd.DataFrame({k: c[k].values for k in c.data_vars if c[k].dims == ("run",)})
+        df["loss"] = np.exp(self.idata.observed_data["log_loss"].values)
+        return df
+
+    # ------------------------------------------------------------ persistence
+    def spec(self) -> dict:
+        return {
+            "format": 1,
+            "version": __version__,
+            "law": self.law.spec(),
+            "priors": {k: v.to_dict() for k, v in self.priors.items()},
+            "noise": self.noise,
+            "centre": self.centre,
+            "config": self.config,
+        }
+
+    def save(self, path) -> Path:
+        """Write the posterior to a netCDF file, atomically (old file intact on failure)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        spec = json.dumps(self.spec())
+        self.idata.posterior.attrs[ATTR] = spec
+        self.idata.posterior.attrs[DIGEST_ATTR] = _digest(self.idata, spec)
+        write_atomically(path, lambda tmp: self.idata.to_netcdf(tmp, engine="h5netcdf"))
+        return path
+
+    def __repr__(self) -> str:
+        p = self.idata.posterior
+        runs = sum(self.idata.observed_data.sizes.get(d, 0) for d in ("run", "drun"))
+        return (f"Posterior(law={self.law.name!r}, noise={self.noise!r}, runs={runs}, "
+                f"chains={p.sizes['chain']}, draws={p.sizes['draw']}, review={'ok' if self.review().ok else 'FAILED'})")
+
+
+def _read_netcdf(path: Path):
+    """``(idata, None)``, or ``(None, error name)`` when arviz cannot read the file.
+
+    Eager: every value is read now, so a corrupted data chunk fails here (lazily it would fail on
+    first use with a bare h5py error) and the file is closed. A half-opened h5netcdf ``File`` of a
+    corrupted file raises again from its ``__del__`` when the exception is released, at the end of
+    the ``except`` clause (printed as "Exception ignored in ..."); that noise is dropped.
+    """
+    hook = sys.unraisablehook
+
+    def quiet(unraisable):
+        if not getattr(unraisable.object, "__module__", "").startswith("h5netcdf"):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        try:
+            with az.rc_context({"data.load": "eager"}):
+                return az.from_netcdf(path, engine="h5netcdf"), None
+        except Exception as exc:
+            error = type(exc).__name__
+        return None, error
+    finally:
+        sys.unraisablehook = hook
+
+
+def load(path) -> Posterior:
+    """Read a posterior written by :meth:`Posterior.save`.
+
+    Raises
+    ------
+    PosteriorFileError
+        When the file is missing, truncated, corrupted, not written by
+        bayesdistill, or names a law that is not registered.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PosteriorFileError(f"posterior file not found: {path}")
+    idata, error = _read_netcdf(path)
+    if error:
+        raise PosteriorFileError(f"{path} is not a readable posterior file (truncated or corrupted?): {error}")
+    for group in ("posterior", "observed_data", "constant_data"):
+        if group not in idata.groups():
+            raise PosteriorFileError(f"{path} has no {group!r} group; it was not written by bayesdistill")
+    raw = idata.posterior.attrs.get(ATTR)
+    if raw is None:
+        raise PosteriorFileError(f"{path} has no bayesdistill specification; it was not written by bayesdistill.save")
+    try:
+        spec = json.loads(raw)
+        law = law_from_spec(spec["law"])
+        priors = {k: Prior.from_dict(v) for k, v in spec["priors"].items()}
+        post = Posterior(idata, law, priors, spec["noise"], spec["centre"], spec["config"])
+    except BayesDistillError as exc:
+        raise PosteriorFileError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PosteriorFileError(f"{path}: its bayesdistill specification is damaged ({exc!r})") from None
+    missing = [n for n in post.param_names if n not in idata.posterior]
+    if missing:
+        raise PosteriorFileError(f"{path}: posterior lacks the parameters {missing}")
+    stored = idata.posterior.attrs.get(DIGEST_ATTR)  # absent in files of older versions
+    if stored is not None and stored != _digest(idata, raw):
+        raise PosteriorFileError(f"{path} is corrupted: its contents do not match the checksum written "
+                                 "when it was saved (damaged on disk or in transfer, or edited)")
+    return post

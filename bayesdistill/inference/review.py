@@ -1,0 +1,104 @@
+"""Fit review: named convergence checks, each with a verdict and a remedy.
+
+Run after every fit. A failed check warns (:class:`FitWarning`) and is carried
+by the posterior, so that every decision made from it can say so.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from ..errors import FitWarning
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100  # Vehtari et al. (2021): 100 per chain
+BFMI_MIN = 0.3
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float
+    threshold: str
+    passed: bool
+    remedy: str
+
+
+@dataclass(frozen=True)
+class Review:
+    """Outcome of the checks; ``ok`` is true when every check passed."""
+
+    checks: tuple
+
+    @property
+    def ok(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([c.__dict__ for c in self.checks]).set_index("name")
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "checks": [dict(c.__dict__) for c in self.checks]}
+
+    def __str__(self) -> str:
+        lines = [f"Fit review: {'PASSED' if self.ok else 'FAILED'}"]
+        for c in self.checks:
+            mark = "ok  " if c.passed else "FAIL"
+            lines.append(f"  [{mark}] {c.name:<14} {c.value:>10.4g}  (needs {c.threshold})")
+            if not c.passed:
+                lines.append(f"         remedy: {c.remedy}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()
+
+
+def review_idata(idata, var_names: list[str]) -> Review:
+    """Check R-hat, bulk and tail ESS, divergences and BFMI of ``idata``."""
+    post = idata.posterior[var_names].astype("float64")  # float32 squares of a wide coefficient (B') overflow
+    n_chains = post.sizes["chain"]
+    ess_min = ESS_PER_CHAIN_MIN * n_chains
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # arviz warns itself for tiny runs
+        rhat = float(np.nanmax(az.rhat(post).to_array().values)) if n_chains > 1 else float("nan")
+        ess_bulk = float(np.nanmin(az.ess(post, method="bulk").to_array().values))
+        ess_tail = float(np.nanmin(az.ess(post, method="tail").to_array().values))
+        bfmi = float(np.min(az.bfmi(idata))) if "energy" in idata.sample_stats else float("nan")
+    n_div = int(idata.sample_stats["diverging"].values.sum()) if "diverging" in idata.sample_stats else 0
+    checks = (
+        Check("max R-hat", rhat, f"<= {RHAT_MAX}", n_chains > 1 and rhat <= RHAT_MAX,
+              "run more warmup and draws, or more chains (R-hat needs >= 2 chains); "
+              "check for multimodality in a pair plot"),
+        Check("min ESS bulk", ess_bulk, f">= {ess_min}", ess_bulk >= ess_min,
+              "run more draws; if ESS stays low the posterior is badly shaped: try a tighter prior"),
+        Check("min ESS tail", ess_tail, f">= {ess_min}", ess_tail >= ess_min,
+              "run more draws so the 5%/95% quantiles are estimated reliably"),
+        Check("divergences", n_div, "== 0", n_div == 0,
+              "raise target_accept (e.g. 0.95 or 0.99); divergences mean biased draws"),
+        Check("min BFMI", bfmi, f">= {BFMI_MIN}", bool(np.isnan(bfmi) or bfmi >= BFMI_MIN),
+              "low energy fraction: the noise scale or a weakly identified coefficient "
+              "needs a more informative prior"),
+    )
+    return Review(checks)
+
+
+def warn_if_failed(review: Review, stacklevel: int = 3) -> None:
+    if not review.ok:
+        names = ", ".join(f"{c.name}={c.value:.4g}" for c in review.failed)
+        warnings.warn(
+            f"the fit failed its review ({names}); its numbers are not to be trusted yet. "
+            f"Remedy: {review.failed[0].remedy}",
+            FitWarning,
+            stacklevel=stacklevel,
+        )

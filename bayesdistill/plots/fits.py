@@ -1,0 +1,368 @@
+"""Figures of a fitted posterior: fit, residuals, compute-optimal frontier, sampler diagnostics.
+
+Every function returns a :class:`matplotlib.figure.Figure` and never calls
+``plt.show``. Figures are built with :class:`~matplotlib.figure.Figure`
+directly (not through pyplot), so they do not pile up in pyplot's figure
+registry and display exactly once in a notebook. Save one with
+``fig.savefig("fit.png", dpi=150)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from matplotlib import MatplotlibDeprecationWarning, cm, colors, ticker
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from ..allocation.supervised import compute_optimal
+from ..laws.flops import supervised_flops
+
+#: viridis without its palest yellows, which vanish on white
+CMAP = colors.ListedColormap(cm.viridis(np.linspace(0.0, 0.85, 256)), name="viridis_dark")
+BAND, PRED_BAND = 0.35, 0.12  # alphas of the law's band and the predictive band
+EXTEND = 2.0  # curves run this factor beyond each model's smallest and largest D
+
+
+def format_count(x: float) -> str:
+    """Format a count of parameters, tokens or FLOPs compactly.
+
+    Parameters
+    ----------
+    x : float
+
+    Returns
+    -------
+    str
+        E.g. ``"124M"``, ``"1.3B"``, ``"5.7M"``, ``"20T"``; ``"3e+25"`` beyond 1e15.
+
+    Examples
+    --------
+    >>> format_count(1.336e9), format_count(124e6), format_count(5727840)
+    ('1.3B', '124M', '5.7M')
+    """
+    x = float(x)
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            v = x / scale
+            if abs(v) >= 1000:
+                return f"{x:.2g}"
+            return f"{v:.2g}{suffix}" if v < 10 else f"{v:.0f}{suffix}"
+    return f"{x:.3g}"
+
+
+def count_formatter():
+    return ticker.FuncFormatter(lambda x, _pos: format_count(x))
+
+
+def new_axes(nrows=1, ncols=1, figsize=(7.0, 4.8), **kw):
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def bands(post, N, D, seed: int = 0) -> pd.DataFrame:
+    """Quantiles of the law and of a new run's loss at points (N, D), for plotting.
+
+    The same quantities as :meth:`Posterior.predict` (``median, q05, q95,
+    pred_q05, pred_q95``), but the run-to-run noise on log loss is drawn with
+    NumPy: JAX's Student-t sampler costs seconds per call on a CPU, which
+    adds up over the hundreds of points of a plot.
+
+    Parameters
+    ----------
+    post : Posterior
+    N, D : array-like
+        Points (broadcast together).
+    seed : int
+        Seed of the noise draws.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``N, D, median, q05, q95, pred_q05, pred_q95``.
+    """
+    if post.noise not in ("student_t", "normal"):  # a noise model this helper does not know
+        return post.predict(N, D, seed=seed)
+    N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
+    mu = np.asarray(post.log_loss_draws(N, D), dtype=float)
+    rng = np.random.default_rng(seed)
+    if post.noise == "student_t":
+        eps = rng.standard_t(post.draws(["nu"])["nu"][:, None], size=mu.shape)
+    else:
+        eps = rng.standard_normal(mu.shape)
+    log_pred = mu + np.asarray(post.noise_scale(N, D)) * eps  # grows with the discrepancy
+    # quantiles on the log scale, then exp (monotone): heavy-tailed draws cannot overflow exp
+    q05, med, q95 = np.exp(np.quantile(mu, [0.05, 0.5, 0.95], axis=0))
+    p05, p95 = np.exp(np.quantile(log_pred, [0.05, 0.95], axis=0))
+    return pd.DataFrame({"N": N, "D": D, "median": med, "q05": q05, "q95": q95,
+                         "pred_q05": p05, "pred_q95": p95})
+
+
+def _size_colours(sizes):
+    """A LogNorm colour map over the distinct model sizes."""
+    lo, hi = float(np.min(sizes)), float(np.max(sizes))
+    if hi <= lo:
+        lo, hi = lo / 1.5, hi * 1.5
+    norm = colors.LogNorm(lo, hi)
+    return cm.ScalarMappable(norm=norm, cmap=CMAP)
+
+
+def _size_colorbar(fig, mappable, sizes, ax):
+    cbar = fig.colorbar(mappable, ax=ax, pad=0.02, aspect=30)
+    cbar.set_label("model size N (non-embedding parameters)")
+    if len(sizes) <= 10:
+        cbar.set_ticks(list(sizes))
+        cbar.set_ticks([], minor=True)
+    cbar.formatter = count_formatter()
+    cbar.update_ticks()
+    return cbar
+
+
+def loss_ticks(ax):
+    """Plain decimal ticks on a log-scaled loss axis (its range is usually under a decade)."""
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)))
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _describe(post) -> str:
+    return f"{post.law.name} law, {post.noise.replace('_', '-')} noise"
+
+
+def plot_fit(post, ax=None) -> Figure:
+    """Loss against training tokens, one curve per model size in the data.
+
+    Parameters
+    ----------
+    post : Posterior
+        A fitted posterior.
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes (its figure is returned); default: a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Data points, the posterior median of the law, its 90% band (darker)
+        and the 90% predictive band of a new run (lighter), coloured by N.
+    """
+    data = post.data
+    sizes = np.sort(data["N"].unique())
+    if ax is None:
+        fig, axes = new_axes(figsize=(7.5, 5.0))
+        ax = axes[0, 0]
+    else:
+        fig = ax.figure
+    sm = _size_colours(sizes)
+    grids = []
+    for n in sizes:
+        d = data.loc[data["N"] == n, "D"]
+        grids.append(np.geomspace(d.min() / EXTEND, d.max() * EXTEND, 60))
+    pred = bands(post, np.repeat(sizes, 60), np.concatenate(grids))
+    for i, n in enumerate(sizes):
+        c = sm.to_rgba(n)
+        p = pred.iloc[i * 60:(i + 1) * 60]
+        ax.fill_between(p["D"], p["pred_q05"], p["pred_q95"], color=c, alpha=PRED_BAND, lw=0)
+        ax.fill_between(p["D"], p["q05"], p["q95"], color=c, alpha=BAND, lw=0)
+        ax.plot(p["D"], p["median"], color=c, lw=1.6)
+        rows = data[data["N"] == n]
+        ax.scatter(rows["D"], rows["loss"], color=c, edgecolor="k", linewidth=0.6, s=28, zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(count_formatter())
+    loss_ticks(ax)
+    ax.set_xlabel("training tokens D")
+    ax.set_ylabel("validation loss (nats per token)")
+    ax.set_title(f"Fit: {_describe(post)}, {len(data)} runs")
+    ax.grid(True, which="major", alpha=0.3)
+    handles = [
+        Line2D([], [], ls="", marker="o", mfc="0.6", mec="k", mew=0.6, label="observed runs"),
+        Line2D([], [], color="0.3", lw=1.6, label="posterior median"),
+        Patch(color="0.3", alpha=BAND, lw=0, label="90% band of the law"),
+        Patch(color="0.3", alpha=PRED_BAND, lw=0, label="90% predictive band (new run)"),
+    ]
+    ax.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.85)
+    _size_colorbar(fig, sm, sizes, ax)
+    return fig
+
+
+def _relative_residuals(post):
+    data = post.data
+    p = bands(post, data["N"].to_numpy(), data["D"].to_numpy())
+    med = p["median"].to_numpy()
+    rel = 100 * (data["loss"].to_numpy() / med - 1)
+    lo = 100 * (p["pred_q05"].to_numpy() / med - 1)
+    hi = 100 * (p["pred_q95"].to_numpy() / med - 1)
+    return data, rel, lo, hi
+
+
+def plot_residuals(post) -> Figure:
+    """Relative residuals (observed / median - 1, in %) against N and against D.
+
+    Parameters
+    ----------
+    post : Posterior
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels sharing the y axis. Grey bars are each run's 90%
+        predictive interval relative to the median; runs outside theirs are
+        ringed in red (about 10% of runs are expected outside).
+    """
+    data, rel, lo, hi = _relative_residuals(post)
+    outside = (rel < lo) | (rel > hi)
+    sizes = np.sort(data["N"].unique())
+    sm = _size_colours(sizes)
+    fig, axes = new_axes(1, 2, figsize=(11.0, 4.4), sharey=True)
+    # jitter x within a column of runs at one N so their bars do not hide each other
+    order = data.groupby("N")["D"].rank(method="first").to_numpy() - 1
+    count = data.groupby("N")["D"].transform("size").to_numpy()
+    jitter = 10 ** (0.04 * (order - (count - 1) / 2) / np.maximum(count, 1) ** 0.5)
+    for ax, x, name in ((axes[0, 0], data["N"].to_numpy() * jitter, "model size N (parameters)"),
+                        (axes[0, 1], data["D"].to_numpy(), "training tokens D")):
+        ax.vlines(x, lo, hi, color="0.55", alpha=0.45, lw=3.5, zorder=1)
+        ax.axhline(0, color="k", lw=0.8, zorder=0)
+        ax.scatter(x, rel, c=sm.to_rgba(data["N"].to_numpy()), edgecolor="k", linewidth=0.5, s=26, zorder=3)
+        if outside.any():
+            ax.scatter(x[outside], rel[outside], facecolor="none", edgecolor="red", linewidth=1.4,
+                       s=110, zorder=4)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(count_formatter())
+        ax.set_xlabel(name)
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].set_ylabel("residual: observed / median law - 1 (%)")
+    axes[0, 0].yaxis.set_major_formatter(ticker.PercentFormatter(decimals=None))
+    h = [
+        Line2D([], [], color="0.55", alpha=0.45, lw=3.5, label="90% predictive interval"),
+        Line2D([], [], ls="", marker="o", ms=10, mfc="none", mec="red", mew=1.4,
+               label=f"outside it: {int(outside.sum())} of {len(rel)} (~10% expected)"),
+    ]
+    axes[0, 1].legend(handles=h, loc="best", fontsize="small", framealpha=0.85)
+    fig.suptitle(f"Relative residuals: {_describe(post)}")
+    _size_colorbar(fig, sm, sizes, axes[0, :].tolist())
+    return fig
+
+
+def plot_frontier(post, budgets=None, accounting: str = "paper") -> Figure:
+    """Compute-optimal model size, tokens and loss against the training budget.
+
+    Parameters
+    ----------
+    post : Posterior
+    budgets : array-like, optional
+        FLOPs; default ``np.logspace(18, 24, 25)``.
+    accounting : {"paper", "6ND"}
+        FLOP accounting of the budget (see :func:`bayesdistill.laws.flops.supervised_flops`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three log-log panels: N*, D* and the loss at the optimum, each with
+        the posterior median and 90% band. The fitted runs are marked at
+        their own compute (same accounting) for reference; the shaded span is
+        the compute range the data cover.
+    """
+    budgets = np.logspace(18, 24, 25) if budgets is None else np.asarray(budgets, dtype=float)
+    co = compute_optimal(post, budgets, accounting=accounting)
+    data = post.data
+    C_runs = np.asarray(supervised_flops(data["N"].to_numpy(), data["D"].to_numpy(), accounting=accounting))
+    fig, axes = new_axes(1, 3, figsize=(13.5, 4.4), sharex=True)
+    c_label = "6ND" if accounting == "6ND" else "3F(N)D"
+    panels = ((co.N, data["N"], "optimal model size N* (parameters)", "C0"),
+              (co.D, data["D"], "optimal training tokens D*", "C1"),
+              (co.loss, data["loss"], "loss at the optimum (nats per token)", "C2"))
+    for ax, (draws, runs, label, colour) in zip(axes[0], panels):
+        q05, med, q95 = np.quantile(draws, [0.05, 0.5, 0.95], axis=0)
+        ax.axvspan(C_runs.min(), C_runs.max(), color="0.85", alpha=0.6, lw=0, zorder=0,
+                   label="compute range of the data")
+        ax.fill_between(co.budgets, q05, q95, color=colour, alpha=0.3, lw=0, label="90% interval")
+        ax.plot(co.budgets, med, color=colour, lw=2, label="posterior median")
+        ax.scatter(C_runs, runs, s=14, color="0.3", alpha=0.7, zorder=3,
+                   label=f"fitted runs (C = {c_label})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"training budget C (FLOPs, {c_label})")
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+        if ax is not axes[0, 2]:
+            ax.yaxis.set_major_formatter(count_formatter())
+        else:
+            loss_ticks(ax)
+    ex = co.exponents()
+    for ax, sym, e in ((axes[0, 0], "N", "a"), (axes[0, 1], "D", "b")):
+        ax.set_title(rf"${sym}^* \propto C^{{{e}}}$,  {e} = {ex.loc[e, 'median']:.3f} "
+                     f"(90%: {ex.loc[e, 'q05']:.3f} to {ex.loc[e, 'q95']:.3f})", fontsize="medium")
+    axes[0, 2].set_title("loss at the compute-optimal allocation", fontsize="medium")
+    axes[0, 0].legend(loc="upper left", fontsize="small", framealpha=0.85)
+    axes[0, 0].set_xlim(min(co.budgets.min(), C_runs.min()) / 1.5, max(co.budgets.max(), C_runs.max()) * 1.5)
+    fig.suptitle(f"Compute-optimal frontier: {_describe(post)}, {accounting} accounting")
+    return fig
+
+
+def _diagnostic_names(post):
+    return [n for n in post.param_names if n in post.idata.posterior]
+
+
+@contextmanager
+def quiet_arviz():
+    """Silence the deprecation warnings arviz 0.23 triggers in matplotlib >= 3.11."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=MatplotlibDeprecationWarning)
+        yield
+
+
+def plot_trace(post) -> Figure:
+    """Trace and marginal density of each coefficient and noise parameter, by chain.
+
+    Parameters
+    ----------
+    post : Posterior
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per parameter (left: density per chain; right: trace), from
+        :func:`arviz.plot_trace`.
+    """
+    names = _diagnostic_names(post)
+    fig, axes = new_axes(len(names), 2, figsize=(11.0, 1.7 * len(names) + 0.6))
+    with quiet_arviz():
+        az.plot_trace(post.idata, var_names=names, axes=axes, chain_prop="color", show=False)
+    fig.suptitle(f"Traces: {_describe(post)} (one colour per chain)")
+    return fig
+
+
+def plot_rank(post) -> Figure:
+    """Rank histograms per chain (uniform when chains mix well).
+
+    Parameters
+    ----------
+    post : Posterior
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per parameter, from :func:`arviz.plot_rank`.
+    """
+    names = _diagnostic_names(post)
+    ncols = min(4, len(names))
+    nrows = -(-len(names) // ncols)
+    figsize = (3.4 * ncols, 2.8 * nrows + 0.5)
+    fig, axes = new_axes(nrows, ncols, figsize=figsize)
+    with quiet_arviz():
+        az.plot_rank(post.idata, var_names=names, ax=axes.ravel()[: len(names)], figsize=figsize, show=False)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    for ax in axes.ravel()[: len(names)]:  # arviz scales fonts up for small panels
+        ax.title.set_fontsize("large")
+        ax.xaxis.label.set_fontsize("medium")
+        ax.yaxis.label.set_fontsize("medium")
+        ax.tick_params(labelsize="small")
+    fig.suptitle(f"Rank plots: {_describe(post)} (bars should be flat)")
+    return fig
