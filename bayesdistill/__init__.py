@@ -21,6 +21,7 @@ from .decide import Recommendation, recommend  # noqa: E402
 from .distill import DistillationLaw, paper_priors  # noqa: E402
 from .errors import (  # noqa: E402
     BayesDistillError,
+    ExtrapolationWarning,
     FitWarning,
     LawError,
     PosteriorFileError,
@@ -40,7 +41,7 @@ from .teachers import best_teacher, choose_teacher  # noqa: E402
 from .voi import value_of_information  # noqa: E402
 
 __all__ = [
-    "BayesDistillError", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
+    "BayesDistillError", "ExtrapolationWarning", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
     "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "get_law", "list_laws", "load",
     "read_sweep", "register_law", "__version__", "compute_optimal", "distillation_flops",
     "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep", "allocate", "optimal",
