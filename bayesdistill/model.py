@@ -418,7 +418,8 @@ def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> n
         else:
             lp = stats.t.logpdf(np.sqrt(r2 / v), np.asarray(nu, float)[:, None]) - 0.5 * np.log(v)
         loglik[j] = logsumexp(lp.sum(1)) - np.log(lp.shape[0])
-    logprior = np.asarray(prior.to_numpyro().log_prob(jnp.asarray(grid)), dtype=float)
+    # at kappa = 0 itself half-distributions are outside their (open) support: evaluate just inside
+    logprior = np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-9))), dtype=float)
     logw = loglik + logprior
     w = np.exp(logw - logw.max())
     return w / w.sum()
