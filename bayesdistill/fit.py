@@ -289,6 +289,7 @@ def _constants(rows, dim, cols=("N", "D")):
 
 
 def _check_count(n, pri, law):
+    pri = {k: v for k, v in pri.items() if k != "kappa"}  # kappa is learnt by the inner fit, not from these runs
     if n <= len(pri):
         raise SweepError(
             f"{n} runs cannot pin down law {law.name!r} with {len(pri)} parameters "

@@ -47,17 +47,29 @@ def _loo(post) -> dict:
     return {"elpd_loo": float(res["elpd_loo"]), "se": float(res["se"])}
 
 
-def run(variants=VARIANTS) -> dict:
+def run(variants=VARIANTS, checkpoint=None) -> dict:
+    """Every split of every sweep; with ``checkpoint`` (a JSON path, also ``$BENCH_ISOFLOP_CHECKPOINT``)
+    finished steps are stored there as they finish and reused on a rerun."""
+    import json
+    import os
+    from pathlib import Path
+
     import bayesdistill as bd
     from bayesdistill.posterior import Posterior
     from bayesdistill.validation import optimal_regret, pool, real_sweeps, rollout_splits, score
 
     data, skipped = real_sweeps()
     out = {"sweeps": {}}
+    checkpoint = checkpoint or os.environ.get("BENCH_ISOFLOP_CHECKPOINT")
+    done = json.loads(Path(checkpoint).read_text()) if checkpoint and Path(checkpoint).exists() else {}
     for name, df in data.items():
         splits = rollout_splits(df)
         res = {"runs": len(df), "levels": splits[0].n_levels, "steps": []}
         for sp in splits:
+            key = f"{name}|{sp.level}|{','.join(variants)}|{json.dumps(SETTINGS, sort_keys=True)}"
+            if key in done:
+                res["steps"].append(done[key])
+                continue
             train, test = sp.frames(df)
             step = {"level": sp.level, "fitted": len(train), "held_out": len(test),
                     "log10_c_max_fit": sp.log10_c_max_fit, "variants": {}}
@@ -89,6 +101,9 @@ def run(variants=VARIANTS) -> dict:
                          kappa=float(np.median(post.draws(["kappa"])["kappa"])) if "kappa" in post.param_names else 0.0)
                 step["variants"][kind] = r
             res["steps"].append(step)
+            if checkpoint:
+                done[key] = step
+                Path(checkpoint).write_text(json.dumps(done, default=float))
             print(f"  {name} level {sp.level}: " + ", ".join(
                 f"{k} cov90 {v['coverage90']:.2f} cov50 {v['coverage50']:.2f} err {v['median_rel_error']:.2%} "
                 f"w90 {v['median_rel_width90']:.1%}" for k, v in step["variants"].items()), flush=True)
