@@ -17,6 +17,7 @@ from .data import Sweep, paper_sweep, read_sweep, simulate_sweep  # noqa: E402
 from .decisions import Recommendation, efficiency, least_budget, recommend, value_of_information  # noqa: E402
 from .errors import (  # noqa: E402
     BayesDistillError,
+    ExtrapolationWarning,
     FitWarning,
     LawError,
     PosteriorFileError,
@@ -38,7 +39,7 @@ from .laws import (  # noqa: E402
 )
 
 __all__ = [
-    "BayesDistillError", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
+    "BayesDistillError", "ExtrapolationWarning", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
     "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "get_law", "list_laws", "load",
     "read_sweep", "register_law", "__version__", "compute_optimal", "distillation_flops",
     "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep", "allocate", "optimal",

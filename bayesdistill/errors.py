@@ -33,3 +33,7 @@ class FitWarning(UserWarning):
 
 class SweepWarning(UserWarning):
     """A sweep looks suspicious (for example N given in millions)."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction lies more than ``EXTRAPOLATION_WARN_DECADES`` decades of compute beyond the fitted runs."""

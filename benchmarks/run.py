@@ -21,6 +21,7 @@ BENCHES = {
     "calibration": "benchmarks.bench_calibration",
     "compare": "benchmarks.bench_compare",
     "sbc": "benchmarks.bench_sbc",
+    "isoflop": "benchmarks.bench_isoflop",
 }
 
 

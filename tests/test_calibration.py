@@ -20,6 +20,10 @@ from bayesdistill.inference.model import resolve_priors, site_names
 from bayesdistill.inference.posterior import Posterior
 from bayesdistill.inference.sampling import model_inputs
 
+# these tests extrapolate on purpose (up to 4 standard deviations of the sweep out): the far-extrapolation
+# warning of Posterior.predict is tested in test_isoflop.py
+pytestmark = pytest.mark.filterwarnings("ignore::bayesdistill.errors.ExtrapolationWarning")
+
 #: small sampler settings, no review (tiny fits may fail it)
 FAST = {"chains": 2, "draws": 150, "warmup": 150, "seed": 0, "progress_bar": False, "review": False,
         "chain_method": "vectorized"}

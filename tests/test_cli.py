@@ -65,7 +65,7 @@ def test_fit_json_and_strict(fitted):
     out, res, stderr = fitted
     assert out.is_file() and res["posterior"] == str(out)
     assert res["law"] == "chinchilla" and res["noise"] == "student_t" and res["runs"] == 25
-    assert set(res["summary"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu", "tau"}
+    assert set(res["summary"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu", "tau", "kappa"}
     assert res["review"]["ok"] is False and res["warnings"]
     assert "warning: the fit failed its review" in stderr
     assert res["config"]["chains"] == 2 and res["config"]["draws"] == 50
@@ -115,7 +115,7 @@ def test_report(fitted, tmp_path):
     res = run_json("report", out, "--out", tmp_path / "rep", "--budget", "3e20")
     assert res["report"] == str(tmp_path / "rep" / "report.md")
     names = {p.name for p in (tmp_path / "rep").iterdir()}
-    assert names == {"report.md", "fit.png", "residuals.png", "frontier.png", "trace.png", "rank.png"}
+    assert names == {"report.md", "fit.png", "residuals.png", "frontier.png", "isoflop.png", "trace.png", "rank.png"}
     assert "3.00e+20 FLOPs" in (tmp_path / "rep" / "report.md").read_text()
 
 
@@ -129,7 +129,7 @@ def test_datasets(capsys):
 def test_demo_quick(tmp_path):
     res = run_json("demo", "--quick", "--out", tmp_path)
     assert (tmp_path / "posterior.nc").is_file() and (tmp_path / "report.md").is_file()
-    assert len(list(tmp_path.glob("*.png"))) == 7          # 5 of the fit, 2 of the decision
+    assert len(list(tmp_path.glob("*.png"))) == 8          # 6 of the fit, 2 of the decision
     assert (tmp_path / "decision.md").is_file() and "SYNTHETIC" in (tmp_path / "decision.md").read_text()
     rec = res["recommendation"]
     assert rec["option"] in ("teacher_inference", "pretraining_inference", "supervised")

@@ -20,7 +20,7 @@ from bayesdistill import LawError
 from bayesdistill.errors import BayesDistillError, PosteriorFileError
 from bayesdistill.laws.base import SUPERVISED_PRIORS, lse
 
-PREDICT_COLUMNS = ["N", "D", "mean", "median", "q05", "q95", "pred_q05", "pred_q95"]
+PREDICT_COLUMNS = ["N", "D", "mean", "median", "q05", "q95", "pred_q05", "pred_q95", "decades_beyond"]
 
 
 # --------------------------------------------------------- recovery of truth
@@ -45,6 +45,7 @@ def test_exponents_are_pinned_down(chinchilla_post):
 
 
 @pytest.mark.parametrize("law", ["chinchilla", "busbridge"])
+@pytest.mark.filterwarnings("ignore::bayesdistill.errors.ExtrapolationWarning")  # 4x the largest size: ~1.1 decades
 def test_predictive_coverage_on_held_out_runs(law, request):
     post = request.getfixturevalue(f"{law}_post")
     top = 1e9 if law == "chinchilla" else 3e9  # largest size in the fitted sweep
@@ -81,7 +82,8 @@ def test_predict_columns_and_ordering(chinchilla_post):
     assert np.all(pred["q05"] <= pred["mean"]) and np.all(pred["mean"] <= pred["q95"])
     # a new run's interval (noise included) contains the law's
     assert np.all(pred["pred_q05"] < pred["q05"]) and np.all(pred["q95"] < pred["pred_q95"])
-    assert np.all(pred[PREDICT_COLUMNS[2:]] > CHINCHILLA_TRUTH["E"] * 0.8)
+    assert np.all(pred[PREDICT_COLUMNS[2:-1]] > CHINCHILLA_TRUTH["E"] * 0.8)
+    assert np.all(pred["decades_beyond"] >= 0) and pred["decades_beyond"].iloc[0] == 0
 
 
 @pytest.mark.parametrize("axis", ["N", "D"])
@@ -104,7 +106,7 @@ def test_predict_broadcasts_and_is_seeded(chinchilla_post):
 
 def test_predict_prob_names_columns(chinchilla_post):
     pred = chinchilla_post.predict(1e8, 2e9, prob=0.5)
-    assert list(pred.columns) == ["N", "D", "mean", "median", "q25", "q75", "pred_q25", "pred_q75"]
+    assert list(pred.columns) == ["N", "D", "mean", "median", "q25", "q75", "pred_q25", "pred_q75", "decades_beyond"]
 
 
 @pytest.mark.parametrize("N, D", [(0.0, 1e9), (1e8, -1.0), (np.nan, 1e9), (1e8, np.inf), ([1e8, -1e8], 1e9)])
@@ -153,7 +155,8 @@ def test_log_likelihood_group(chinchilla_post, chinchilla_sweep):
 
 def test_posterior_accessors(chinchilla_post, chinchilla_sweep):
     post = chinchilla_post
-    assert post.param_names == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "tau"]  # tau: default discrepancy
+    # tau and kappa: the default discrepancy ("compute")
+    assert post.param_names == ["E", "A", "B", "alpha", "beta", "sigma", "nu", "tau", "kappa"]
     assert post.n_draws == 1000
     d = post.draws()
     assert set(d) == set(post.param_names) and all(v.shape == (1000,) for v in d.values())
@@ -432,7 +435,7 @@ def test_custom_priors_are_used(pinned_post, chinchilla_post):
 
 def test_normal_noise_has_no_nu(pinned_post, tmp_path):
     assert pinned_post.noise == "normal"
-    assert pinned_post.param_names == ["E", "A", "B", "alpha", "beta", "sigma", "tau"]
+    assert pinned_post.param_names == ["E", "A", "B", "alpha", "beta", "sigma", "tau", "kappa"]
     assert "nu" not in pinned_post.idata.posterior
     loaded = bd.load(pinned_post.save(tmp_path / "pinned.nc"))
     assert loaded.priors == pinned_post.priors and loaded.noise == "normal"
@@ -484,7 +487,7 @@ def test_user_law_fits(user_post):
     assert "test_n_only" in bd.list_laws()
     assert bd.get_law("test_n_only") is USER_LAW
     assert user_post.law.name == "test_n_only"
-    assert user_post.param_names == ["E", "A", "alpha", "sigma", "nu", "tau"]
+    assert user_post.param_names == ["E", "A", "alpha", "sigma", "nu", "tau", "kappa"]
     s = user_post.summary()
     for name, value in USER_TRUTH.items():
         assert s.loc[name, "q05"] <= value <= s.loc[name, "q95"], name

@@ -154,7 +154,7 @@ def test_write_report(chinchilla_post, tmp_path):
     assert path == out / "report.md"
     text = path.read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(links) == ["fit.png", "frontier.png", "rank.png", "residuals.png", "trace.png"]
+    assert sorted(links) == ["fit.png", "frontier.png", "isoflop.png", "rank.png", "residuals.png", "trace.png"]
     for link in links:
         assert (out / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ExtrapolationWarning
 from .common import (
     SHIPPED,
     capturing,
@@ -128,18 +129,26 @@ def cmd_predict(args) -> int:
     N, other = np.broadcast_arrays(N, other)
     D = other if args.D is not None else N * other
     post = load_posterior(args.file)
-    p = post.predict(N, D, seed=args.seed)
+    with warnings.catch_warnings(record=True) as far:  # said below the table (stderr with --json)
+        warnings.simplefilter("always", ExtrapolationWarning)
+        p = post.predict(N, D, seed=args.seed)
+    far = [str(w.message) for w in far if issubclass(w.category, ExtrapolationWarning)]
     data = post.data
     p["in_range"] = ((p["N"] >= data["N"].min()) & (p["N"] <= data["N"].max())
                      & (p["D"] >= data["D"].min()) & (p["D"] <= data["D"].max()))
     if args.json:
         print_json({"file": args.file, "kind": "supervised", "predictions": p.to_dict(orient="records")})
+        for message in far:
+            print(f"warning: {message}", file=sys.stderr)
         return 0
     rows = [[fmt(r["N"]) + ("" if r["in_range"] else " *"), fmt(r["D"]), fmt(r["D"] / r["N"]),
              fmt(r["median"], 4), fmt_interval(r["q05"], r["q95"], 4),
-             fmt_interval(r["pred_q05"], r["pred_q95"], 4)] for _, r in p.iterrows()]
-    print(text_table(["N", "D", "D/N", "loss median", "law 90%", "new run 90%"], rows))
-    print("\nloss in nats per token; 'law 90%': uncertainty of the mean loss; 'new run 90%': adds run noise")
+             fmt_interval(r["pred_q05"], r["pred_q95"], 4), f"{r['decades_beyond']:.2f}"] for _, r in p.iterrows()]
+    print(text_table(["N", "D", "D/N", "loss median", "law 90%", "new run 90%", "decades beyond"], rows))
+    print("\nloss in nats per token; 'law 90%': uncertainty of the mean loss; 'new run 90%': adds run noise; "
+          "'decades beyond': decades\nof compute (6ND) beyond the largest fitted run")
+    for message in far:
+        print(f"warning: {message}")
     if not p["in_range"].all():
         print(f"* outside the fitted range of N ({fmt(data['N'].min())} to {fmt(data['N'].max())}) or "
               f"D ({fmt(data['D'].min())} to {fmt(data['D'].max())}): extrapolation")

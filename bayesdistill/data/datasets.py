@@ -120,3 +120,40 @@ def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
     if drop_highest > 0:
         df = df[df["loss"] < sorted(df["loss"])[-drop_highest]]
     return df[["N", "D", "loss", "C"]].reset_index(drop=True)
+
+
+def load_misfitting(best_lr: bool = True) -> pd.DataFrame:
+    """Load the last checkpoints of the Misfitting open_lm sweeps (Li et al. 2025; NO licence).
+
+    Read from ``misfitting/scaling_results_last_ckpt_only.csv`` under :func:`shared_data_dir`
+    (see ``SOURCE.md`` there): the file carries no licence, so it is never shipped and only
+    read here, for internal validation.
+
+    Parameters
+    ----------
+    best_lr : bool, default True
+        Keep, for every (N, D), the run of the learning rate with the lowest loss (the usual
+        practice; the file repeats 80 (N, D) pairs at several learning rates). False keeps all
+        261 runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``N`` (total parameters, embeddings included, as in the file's ``N``), ``D``,
+        ``loss`` (C4 eval, nats/token), ``peak_lr``, ``model``, sorted by N, D and loss.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is not under :func:`shared_data_dir`.
+    """
+    path = shared_data_dir() / "misfitting" / "scaling_results_last_ckpt_only.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; set BAYESDISTILL_SHARED_DATA to the folder holding misfitting/")
+    raw = pd.read_csv(path)
+    df = raw[["N", "D", "loss", "peak_lr", "model"]].astype({"N": float, "D": float})
+    df = df.sort_values(["N", "D", "loss"], kind="stable").reset_index(drop=True)
+    if best_lr:
+        df = df.drop_duplicates(["N", "D"], keep="first").reset_index(drop=True)
+    return df

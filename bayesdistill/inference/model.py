@@ -22,9 +22,28 @@ log N / log D: the misfit part of the noise has standard deviation ``tau * d``
 (``tau = 0.01``: ~1% of the loss one standard deviation from the centre, ~3%
 at three), added in quadrature to ``sigma``. Its default prior is
 HalfNormal(0.01).
+
+With ``discrepancy="compute"`` (the default of :func:`bayesdistill.fit` for supervised laws)
+the ``distance`` model is fitted unchanged and the predictive noise scale gets one more term
+that grows with the decades of compute ``e = max(0, log10(6ND) - log10 C_max)`` beyond the
+largest fitted run: ``sqrt(sigma^2 + (tau d)^2 + (kappa e)^2)``. An IsoFLOP sweep's next budget is
+mostly a step along log C, where ``d`` grows little while the law's misfit grows; ``kappa`` (log
+loss per decade of compute, prior HalfNormal(0.02)) is the rate at which it does. It cannot be
+learnt from the fitted runs' residuals (every fitted run has ``e = 0``), so it is learnt the way
+it is used: by leave-last-level-out inside the fitted runs (:func:`kappa_posterior`). The runs are
+binned into IsoFLOP levels (:func:`bayesdistill.inference.validation.compute_levels`), the ``distance``
+model is fitted to every level below the largest, and the largest level's runs, ``e_i`` decades
+beyond that inner fit, give the likelihood of ``kappa`` under the inner posterior predictive
+(averaged over its draws, so the inner fit's own uncertainty is not counted twice); ``kappa``'s
+posterior on a grid is then drawn once per posterior draw. Within the fitted compute range
+``compute`` and ``distance`` predict identically (and have the same LOO). The student runs of a
+distillation law keep ``distance`` semantics (no ``kappa``): the student's compute is not the
+axis its sweeps step along.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import jax.numpy as jnp
 import numpy as np
@@ -37,8 +56,11 @@ from ..laws.base import Law
 from ..laws.priors import Prior
 
 NOISE_KINDS = ("student_t", "normal")
-#: ``"none"``: one noise scale ``sigma``; ``"distance"``: it grows with the distance from the fitted runs
-DISCREPANCY_KINDS = ("distance", "none")
+#: ``"none"``: one noise scale ``sigma``; ``"distance"``: it grows with the distance from the fitted runs;
+#: ``"compute"``: ``"distance"`` plus a misfit growing with the decades of compute beyond the fitted runs
+DISCREPANCY_KINDS = ("compute", "distance", "none")
+#: kinds whose model has the distance term ``tau`` (``"compute"`` fits the ``"distance"`` model)
+DISTANCE_KINDS = ("compute", "distance")
 #: the noise-scale site of each kind of run and its discrepancy site
 DISCREPANCY_SITES = {"sigma": "tau", "sigma_distill": "tau_distill"}
 
@@ -55,6 +77,10 @@ NOISE_PRIORS = {
                  "0.01 is ~1% at 1 sd, ~3% at 3 sd"),
     "tau_distill": Prior("halfnormal", {"scale": 0.01},
                          "the same for the student runs, in their standardised log N_S, log D_S"),
+    "kappa": Prior("halfnormal", {"scale": 0.02},
+                   "misfit of the law per decade of compute beyond the largest fitted run "
+                   "(discrepancy='compute'): sd kappa*e of log loss e decades beyond, in quadrature; "
+                   "learnt by leave-last-level-out inside the fitted runs"),
 }
 
 #: priors allowed on the discrepancy scales (support [0, inf))
@@ -68,8 +94,10 @@ def site_names(law: Law, noise: str, discrepancy: str = "none") -> list[str]:
         names.append("sigma_distill")
     if noise == "student_t":
         names.append("nu")
-    if discrepancy == "distance":
+    if discrepancy in DISTANCE_KINDS:
         names += [DISCREPANCY_SITES[s] for s in names if s in DISCREPANCY_SITES]
+    if discrepancy == "compute" and not hasattr(law, "student_log_loss"):
+        names.append("kappa")
     return names
 
 
@@ -102,7 +130,7 @@ def resolve_priors(law: Law, noise: str, priors: dict | None, discrepancy: str =
                 f"priors: {name!r} is sampled on the log scale and needs a prior with support "
                 f"(0, inf), one of {list(LOG_SCALE_FAMILIES)}; got {out[name].family!r}"
             )
-    for name in DISCREPANCY_SITES.values():
+    for name in (*DISCREPANCY_SITES.values(), "kappa"):
         if name in out and out[name].family not in DISCREPANCY_FAMILIES:
             raise LawError(
                 f"priors: {name!r} is a noise scale and needs a prior on [0, inf), one of "
@@ -260,15 +288,20 @@ def _polar_scales(site, tau_site, a, b, m2):
     return numpyro.deterministic(site, a * r * c), numpyro.deterministic(tau_site, b * r * s)
 
 
-def _scale_site(site, priors, discrepancy, logN, logD, centre, suffix=""):
-    """Sample the noise scale ``site`` (and its discrepancy site); the per-run scale."""
-    if discrepancy == "none":
+def _scale_site(site, priors, discrepancy, logN, logD, centre, suffix="", mask=None):
+    """Sample the noise scale ``site`` (and its discrepancy site); the per-run scale.
+
+    ``mask`` (optional, bool per run): the runs that are fitted (the mean squared distance of the
+    polar coordinates is taken over them).
+    """
+    if discrepancy not in DISTANCE_KINDS:
         return numpyro.sample(site, priors[site].to_numpyro())
     tau_site = DISCREPANCY_SITES[site]
     d2 = distance_sq(logN, logD, centre, suffix)
     ps, pt = priors[site], priors[tau_site]
     if ps.family == pt.family == "halfnormal":
-        sigma, tau = _polar_scales(site, tau_site, ps.params["scale"], pt.params["scale"], jnp.mean(d2))
+        m2 = jnp.mean(d2) if mask is None else jnp.sum(jnp.where(mask, d2, 0.0)) / jnp.sum(mask)
+        sigma, tau = _polar_scales(site, tau_site, ps.params["scale"], pt.params["scale"], m2)
     else:
         sigma = numpyro.sample(site, ps.to_numpyro())
         tau = _sample_discrepancy(tau_site, pt)
@@ -276,25 +309,29 @@ def _scale_site(site, priors, discrepancy, logN, logD, centre, suffix=""):
 
 
 def make_model(law: Law, priors: dict[str, Prior], noise: str, discrepancy: str = "none"):
-    """A numpyro model ``model(logN, logD, centre, log_loss=None)`` for a supervised law.
+    """A numpyro model ``model(logN, logD, centre, log_loss=None, mask=None)`` for a supervised law.
 
     ``centre`` is ``{"N": mean log N, "D": mean log D}`` of the fitted runs (an
     argument, not a constant, so compiled samplers are reused across sweeps),
     plus :func:`distance_geometry` for ``discrepancy="distance"``.
     With ``log_loss=None`` the same function draws from the prior predictive.
+    ``mask`` (bool per run) fits only the runs where it is true: the inner
+    leave-last-level-out fit of ``discrepancy="compute"`` reuses the main fit's
+    compiled sampler that way (same shapes).
     """
     check_discrepancy(discrepancy)
 
-    def model(logN, logD, centre, log_loss=None):
+    def model(logN, logD, centre, log_loss=None, mask=None):
         theta = sample_coefficients(law, priors, centre)
         mu = law.log_loss(theta, logN, logD)
-        sigma = _scale_site("sigma", priors, discrepancy, logN, logD, centre)
+        sigma = _scale_site("sigma", priors, discrepancy, logN, logD, centre, mask=mask)
         if noise == "student_t":
             nu = numpyro.sample("nu", priors["nu"].to_numpyro())
             lik = dist.StudentT(nu, mu, sigma)
         else:
             lik = dist.Normal(mu, sigma)
-        with numpyro.plate("runs", logN.shape[0]):
+        with numpyro.plate("runs", logN.shape[0]), \
+                (nullcontext() if mask is None else numpyro.handlers.mask(mask=mask)):
             numpyro.sample("log_loss", lik, obs=log_loss)
 
     return model
@@ -343,3 +380,54 @@ def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: f
             numpyro.sample("log_loss_student", _noise_dist(noise, nu, mu_s, sigma_d), obs=log_loss_student)
 
     return model
+
+
+# ------------------------------------------------- discrepancy="compute": misfit along log C
+#: grid (log loss per decade of compute) on which the posterior of ``kappa`` is computed
+KAPPA_GRID = np.linspace(0.0, 0.5, 1001)
+
+
+def decades_beyond(N, D, log10_c_max: float) -> np.ndarray:
+    """Decades of compute C = 6 N D beyond ``10**log10_c_max`` (0 within the fitted range)."""
+    c = np.log10(6.0) + np.log10(np.asarray(N, dtype=float)) + np.log10(np.asarray(D, dtype=float))
+    return np.maximum(0.0, c - log10_c_max)
+
+
+def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> np.ndarray:
+    """Posterior weights of ``kappa`` on ``grid`` from runs held out beyond an inner fit.
+
+    ``log_y`` (n,) are the held-out runs' log losses, ``e`` (n,) their decades of compute beyond
+    the inner fit's largest run; ``mu``, ``scale`` (S, n) are the inner posterior's law log loss
+    and noise scale per draw and ``nu`` (S,) its Student-t degrees of freedom (None: Gaussian).
+    The likelihood of ``kappa`` is the inner posterior predictive density of the held-out runs
+    with the noise scale ``sqrt(scale^2 + (kappa e)^2)``, averaged over the draws of the joint
+    density of all of them (the runs share the inner fit's coefficients). Returns weights
+    summing to 1 (prior density times likelihood).
+    """
+    from scipy import stats
+    from scipy.special import logsumexp
+
+    log_y, e = np.asarray(log_y, float), np.asarray(e, float)
+    mu, scale = np.asarray(mu, float), np.broadcast_to(np.asarray(scale, float), np.shape(mu))
+    r2, s2 = (log_y[None, :] - mu) ** 2, scale ** 2
+    loglik = np.empty(len(grid))
+    for j, k in enumerate(grid):  # a loop: (S, n) per grid point keeps memory small
+        v = s2 + (k * e[None, :]) ** 2
+        if nu is None:
+            lp = -0.5 * (r2 / v + np.log(2 * np.pi * v))
+        else:
+            lp = stats.t.logpdf(np.sqrt(r2 / v), np.asarray(nu, float)[:, None]) - 0.5 * np.log(v)
+        loglik[j] = logsumexp(lp.sum(1)) - np.log(lp.shape[0])
+    # at kappa = 0 itself half-distributions are outside their (open) support: evaluate just inside
+    logprior = np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-9))), dtype=float)
+    logw = loglik + logprior
+    w = np.exp(logw - logw.max())
+    return w / w.sum()
+
+
+def sample_grid(grid, weights, n: int, rng) -> np.ndarray:
+    """``n`` draws from the piecewise-linear density through ``weights`` on ``grid``."""
+    grid, weights = np.asarray(grid, float), np.asarray(weights, float)
+    cell = 0.5 * (weights[1:] + weights[:-1]) * np.diff(grid)
+    cdf = np.concatenate([[0.0], np.cumsum(cell)])
+    return np.interp(rng.uniform(0.0, cdf[-1], n), cdf, grid)

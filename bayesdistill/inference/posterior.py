@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -22,16 +23,19 @@ import pandas as pd
 from .._checks import positive_array
 from .._files import write_atomically
 from .._version import __version__
-from ..errors import BayesDistillError, PosteriorFileError
+from ..errors import BayesDistillError, ExtrapolationWarning, PosteriorFileError
 from ..laws.base import Law, law_from_spec
 from ..laws.distillation import is_distillation
 from ..laws.priors import Prior
-from .model import DISCREPANCY_SITES, distance_sq, noise_scale
+from .model import DISCREPANCY_SITES, DISTANCE_KINDS, decades_beyond, distance_sq, noise_scale
 from .review import Review, review_idata
 
 ATTR = "bayesdistill_spec"
 #: SHA-256 of the spec and every stored value, written by ``save`` and checked by ``load``
 DIGEST_ATTR = "bayesdistill_sha256"
+#: :meth:`Posterior.predict` warns (:class:`ExtrapolationWarning`) beyond this many decades of compute
+#: past the largest fitted run: one decade is as far as the leave-largest-budget-out benchmark checks
+EXTRAPOLATION_WARN_DECADES = 1.0
 
 
 def _digest(idata, spec_json: str) -> str:
@@ -78,13 +82,33 @@ class Posterior:
     def param_names(self) -> list[str]:
         """Coefficients (natural units) and noise parameters."""
         noise = ["sigma"] + (["sigma_distill"] if self.is_distillation else [])
-        tau = [DISCREPANCY_SITES[s] for s in noise] if self.discrepancy == "distance" else []
-        return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else []), *tau]
+        tau = [DISCREPANCY_SITES[s] for s in noise] if self.discrepancy in DISTANCE_KINDS else []
+        kappa = ["kappa"] if self.has_kappa else []
+        return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else []), *tau, *kappa]
 
     @property
     def discrepancy(self) -> str:
-        """``"distance"`` (noise grows away from the fitted runs) or ``"none"`` (fits saved before the option)."""
+        """``"compute"``, ``"distance"`` (noise grows away from the fitted runs) or ``"none"``
+        (also fits saved before the option)."""
         return self.config.get("discrepancy", "none")
+
+    @property
+    def has_kappa(self) -> bool:
+        """True when predictions widen with the decades of compute beyond the fit (supervised ``"compute"``)."""
+        return self.discrepancy == "compute" and not self.is_distillation
+
+    @property
+    def log10_c_max(self) -> float:
+        """log10 of the largest compute C = 6 N D among the fitted supervised runs."""
+        v = self.centre.get("log10_c_max")
+        if v is None:  # saved before the value was stored
+            data = self.data
+            v = float(np.max(decades_beyond(data["N"], data["D"], 0.0))) if len(data) else float("nan")
+        return float(v)
+
+    def decades_beyond(self, N, D) -> np.ndarray:
+        """Decades of compute 6 N D beyond the largest fitted supervised run (0 within the range)."""
+        return decades_beyond(N, D, self.log10_c_max)
 
     @property
     def is_distillation(self) -> bool:
@@ -138,10 +162,11 @@ class Posterior:
         discrepancy it is ``sigma`` (shape (n_draws, 1), the points are not
         needed); with ``discrepancy="distance"`` it is ``sqrt(sigma^2 + (tau
         d)^2)`` at each point's distance ``d`` from the fitted runs, exactly as
-        in the model.
+        in the model; with ``discrepancy="compute"`` (supervised runs) the
+        further ``(kappa e)^2`` at ``e`` decades of compute beyond the fit.
         """
         sigma = jnp.asarray(self.draws([scale])[scale])[:, None]
-        if self.discrepancy == "none":
+        if self.discrepancy not in DISTANCE_KINDS:
             return sigma
         if N is None or D is None:
             raise BayesDistillError(f"this posterior's noise grows with the distance from the fitted runs "
@@ -150,7 +175,12 @@ class Posterior:
         tau = jnp.asarray(self.draws([tau_site])[tau_site])[:, None]
         logN = jnp.log(jnp.asarray(np.asarray(N, dtype=float).reshape(-1)))[None, :]
         logD = jnp.log(jnp.asarray(np.asarray(D, dtype=float).reshape(-1)))[None, :]
-        return noise_scale(sigma, tau, distance_sq(logN, logD, self.centre, "_S" if scale == "sigma_distill" else ""))
+        out = noise_scale(sigma, tau, distance_sq(logN, logD, self.centre, "_S" if scale == "sigma_distill" else ""))
+        if self.has_kappa and scale == "sigma":
+            kappa = jnp.asarray(self.draws(["kappa"])["kappa"])[:, None]
+            e = jnp.asarray(self.decades_beyond(np.asarray(N, float).reshape(-1), np.asarray(D, float).reshape(-1)))
+            out = jnp.sqrt(out ** 2 + (kappa * e[None, :]) ** 2)
+        return out
 
     def noise_draws(self, key, shape, scale: str = "sigma", N=None, D=None):
         """Run-to-run noise on log loss, one row per draw and one column per point ``(N, D)``.
@@ -185,10 +215,20 @@ class Posterior:
         Returns
         -------
         pandas.DataFrame
-            ``N, D, mean, median, q05, q95`` (the law's loss over the posterior)
-            and ``pred_q05, pred_q95`` (a new run's loss, noise included: with
+            ``N, D, mean, median, q05, q95`` (the law's loss over the posterior),
+            ``pred_q05, pred_q95`` (a new run's loss, noise included: with
             ``discrepancy="distance"`` the noise grows with the distance of
-            ``(N, D)`` from the fitted runs, see :meth:`noise_scale`).
+            ``(N, D)`` from the fitted runs, with ``"compute"`` also with the
+            decades of compute beyond them, see :meth:`noise_scale`) and
+            ``decades_beyond``: decades of compute 6 N D beyond the largest
+            fitted run (0 within the fitted range).
+
+        Warns
+        -----
+        ExtrapolationWarning
+            When a point lies more than ``EXTRAPOLATION_WARN_DECADES`` (1)
+            decade of compute beyond the largest fitted run: the
+            leave-largest-budget-out benchmark checks intervals up to there.
         """
         check_prob_seed(prob, seed)
         N, D = positive_array(N, "N"), positive_array(D, "D")
@@ -202,10 +242,17 @@ class Posterior:
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         L, P = np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))
         tag = f"{lo * 100:02.0f}", f"{hi * 100:02.0f}"
+        beyond = self.decades_beyond(N, D)
+        if np.any(beyond > EXTRAPOLATION_WARN_DECADES):
+            warnings.warn(ExtrapolationWarning(
+                f"predicting up to {beyond.max():.2f} decades of compute (6ND) beyond the largest fitted run "
+                f"(10^{self.log10_c_max:.2f} FLOPs); intervals are checked up to {EXTRAPOLATION_WARN_DECADES:g} "
+                "decade (benchmarks/bench_isoflop.py): treat them as optimistic"), stacklevel=2)
         return pd.DataFrame({
             "N": N, "D": D, "mean": L.mean(0), "median": np.median(L, 0),
             f"q{tag[0]}": np.quantile(L, lo, 0), f"q{tag[1]}": np.quantile(L, hi, 0),
             f"pred_q{tag[0]}": np.quantile(P, lo, 0), f"pred_q{tag[1]}": np.quantile(P, hi, 0),
+            "decades_beyond": beyond,
         })
 
     def predict_student(self, N_S, D_S, N_T=None, D_T=None, L_T=None, *, seed: int = 0) -> pd.DataFrame:

@@ -103,7 +103,7 @@ def fit(
     review: bool = True,
     teacher: str = "measured",
     teacher_noise: float = 0.0,
-    discrepancy: str = "distance",
+    discrepancy: str = "compute",
 ) -> Posterior:
     """Fit a scaling law to a sweep with NUTS.
 
@@ -142,14 +142,18 @@ def fit(
     teacher_noise : float
         Distillation laws only: standard deviation of a measured ``log L_T``
         around the teacher's true log loss (0 plugs the measurement in).
-    discrepancy : {"distance", "none"}
-        ``"distance"`` (default): the noise scale of a run grows with its
-        distance ``d`` from the centre of the fitted runs (standardised log N,
-        log D), ``sqrt(sigma^2 + (tau d)^2)``, so predictions widen away from
-        the data; ``tau`` is learnt (prior ``tau``, and ``tau_distill`` for the
-        student runs of a distillation law). ``"none"``: one constant noise
-        scale, which is overconfident when extrapolating (see
-        ``benchmarks/bench_calibration.py``).
+    discrepancy : {"compute", "distance", "none"}
+        ``"distance"``: the noise scale of a run grows with its distance ``d``
+        from the centre of the fitted runs (standardised log N, log D),
+        ``sqrt(sigma^2 + (tau d)^2)``, so predictions widen away from the
+        data; ``tau`` is learnt (prior ``tau``, and ``tau_distill`` for the
+        student runs of a distillation law). ``"compute"`` (default): the
+        same fit, and predictions ``e`` decades of compute beyond the largest
+        fitted run get a further ``(kappa e)^2``, ``kappa`` learnt by
+        leave-last-level-out inside the fitted runs (a second, inner NUTS
+        fit; see :mod:`bayesdistill.model`); for a distillation law it is
+        ``"distance"``. ``"none"``: one constant noise scale, which is
+        overconfident when extrapolating (see ``benchmarks/bench_isoflop.py``).
 
     Returns
     -------
@@ -165,16 +169,26 @@ def fit(
                                                                          "target_accept"))
     pri, model, args, kwargs, centre, constant, dims = model_inputs(sweep, law, priors, noise, teacher,
                                                                     teacher_noise, discrepancy)
-    kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=dense_mass,
-                  init_strategy=init_to_median(num_samples=15))
     n_runs = len(sweep.supervised) + (len(sweep.distillation) if joint else 0)
     method, method_label = resolve_chain_method(chain_method, chains, n_runs * (warmup + draws))
+    learn_kappa = discrepancy == "compute" and not joint
+    if learn_kappa:  # every run fitted; the inner fit masks the largest level out (same compiled sampler)
+        kwargs = {**kwargs, "mask": jnp.ones(n_runs, dtype=bool)}
+
+    kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=dense_mass,
+                  init_strategy=init_to_median(num_samples=15))
+    # with learn_kappa the data are arguments of the compiled sampler, which the inner fit reuses
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=method, progress_bar=progress_bar)
+                chain_method=method, progress_bar=progress_bar, jit_model_args=learn_kappa)
+
+    def run_nuts(args, kwargs):
+        mcmc.run(jax.random.PRNGKey(seed), *args, **kwargs, extra_fields=("diverging", "energy"))
+        jax.block_until_ready(mcmc.get_samples())
+        return mcmc
+
     enable_compilation_cache()
     t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), *args, **kwargs, extra_fields=("diverging", "energy"))
-    jax.block_until_ready(mcmc.get_samples())
+    run_nuts(args, kwargs)
     seconds = time.perf_counter() - t0
     dims.update({k: [v.dims] for k, v in constant.items()})
     coords = {v.dims: np.arange(len(v.values)) for v in constant.values()}
@@ -184,6 +198,11 @@ def fit(
               "target_accept": target_accept, "dense_mass": dense_mass, "seconds": seconds,
               "source": sweep.source, "teacher": teacher, "teacher_noise": teacher_noise,
               "discrepancy": discrepancy, "chain_method": method_label}
+    centre = {**centre, "log10_c_max": _log10_c_max(sweep.supervised)}
+    if learn_kappa:
+        kappa, config["kappa"] = _learn_kappa(sweep.supervised, law, pri, noise, args, kwargs, run_nuts, seed,
+                                              chains * draws)
+        idata.posterior["kappa"] = (("chain", "draw"), kappa.reshape(chains, draws))
     post = Posterior(idata, law, pri, noise, centre, config)
     if review:
         warn_if_failed(post.review())
@@ -203,7 +222,7 @@ class ModelInputs(NamedTuple):
 
 
 def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
-                 teacher_noise=0.0, discrepancy="distance") -> ModelInputs:
+                 teacher_noise=0.0, discrepancy="compute") -> ModelInputs:
     """The numpyro model of ``law`` and its arguments for ``sweep``, exactly as :func:`fit` builds them.
 
     ``kwargs`` holds the observed log losses; the evidence estimators
@@ -250,6 +269,7 @@ def _constants(rows, dim, cols=("N", "D")):
 
 
 def _check_count(n, pri, law):
+    pri = {k: v for k, v in pri.items() if k != "kappa"}  # kappa is learnt by the inner fit, not from these runs
     if n <= len(pri):
         raise SweepError(
             f"{n} runs cannot pin down law {law.name!r} with {len(pri)} parameters "
@@ -301,3 +321,58 @@ def _joint_inputs(sweep, law, pri, noise, teacher, teacher_noise, discrepancy="n
     constant["measured_drun"] = _Const(measured.astype(np.int8), "drun")
     dims = {"log_loss": ["run"], "log_loss_student": ["drun"]}
     return (s, d, _centre_arg(centre)), kwargs, constant, dims, centre, model
+
+
+def _log10_c_max(rows) -> float | None:
+    """log10 of the largest compute 6 N D of the supervised runs (None without any)."""
+    if len(rows) == 0:
+        return None
+    return float(np.max(np.log10(6.0) + np.log10(rows["N"].to_numpy(float)) + np.log10(rows["D"].to_numpy(float))))
+
+
+def _learn_kappa(rows, law, pri, noise, args, kwargs, run_nuts, seed, n_draws) -> tuple[np.ndarray, dict]:
+    """Draws of ``kappa`` (discrepancy="compute") and how they were learnt, for the config.
+
+    Leave-last-level-out inside ``rows``: the ``distance`` model fitted (``run_nuts`` with the
+    main fit's settings, the held-out runs masked out) to every IsoFLOP level below the largest
+    (:func:`bayesdistill.inference.validation.compute_levels`) predicts the largest; the posterior of
+    ``kappa`` on a grid (:func:`bayesdistill.model.kappa_posterior`) is drawn ``n_draws`` times,
+    independently of the other parameters. Where the runs form one level, or too few runs lie
+    below the largest level, ``kappa`` keeps its prior (said in the config).
+    """
+    from .model import KAPPA_GRID, kappa_posterior, sample_grid
+    from .validation import MIN_FIT_RUNS, compute_levels, log10_compute
+
+    need = max(MIN_FIT_RUNS, len(pri))
+    try:
+        levels = compute_levels(rows)
+    except SweepError as exc:
+        levels, why = None, str(exc)
+    else:
+        inner = levels < levels.max()
+        why = ("the runs form one compute level" if levels.max() == 0 else
+               f"{int(inner.sum())} runs below the largest compute level, fewer than {need}")
+    if levels is None or levels.max() == 0 or inner.sum() < need:
+        kappa = pri["kappa"].to_numpyro().sample(jax.random.PRNGKey(seed), (n_draws,))
+        return np.asarray(kappa, dtype=np.float64), {"source": f"prior: {why}"}
+    t0 = time.perf_counter()
+    logN, logD, _ = args
+    train = rows[inner]
+    geometry = {"N": float(np.asarray(logN)[inner].mean()), "D": float(np.asarray(logD)[inner].mean()),
+                **distance_geometry(np.asarray(logN)[inner], np.asarray(logD)[inner])}
+    mcmc = run_nuts((logN, logD, _centre_arg(geometry)), {**kwargs, "mask": jnp.asarray(inner)})
+    draws = {k: np.asarray(v).reshape(-1) for k, v in mcmc.get_samples().items()}
+    inner_post = Posterior(az.from_dict(posterior={k: v[None] for k, v in draws.items()}), law, pri, noise,
+                           geometry, {"discrepancy": "distance"})
+    test = rows[~inner]
+    N, D = test["N"].to_numpy(float), test["D"].to_numpy(float)
+    e = np.maximum(0.0, log10_compute(test) - float(log10_compute(train).max()))
+    nu = inner_post.draws(["nu"])["nu"] if noise == "student_t" else None
+    w = kappa_posterior(np.log(test["loss"].to_numpy(float)), inner_post.log_loss_draws(N, D),
+                        inner_post.noise_scale(N, D), nu, e, pri["kappa"])
+    kappa = sample_grid(KAPPA_GRID, w, n_draws, np.random.default_rng(np.random.SeedSequence([seed, 15])))
+    info = {"source": "leave-last-level-out", "inner_runs": int(inner.sum()), "held_out_runs": int((~inner).sum()),
+            "held_out_decades": float(np.median(e)), "median": float(np.median(kappa)),
+            "q05": float(np.quantile(kappa, 0.05)), "q95": float(np.quantile(kappa, 0.95)),
+            "inner_seconds": time.perf_counter() - t0}
+    return kappa, info

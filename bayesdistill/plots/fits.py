@@ -305,6 +305,100 @@ def plot_frontier(post, budgets=None, accounting: str = "paper") -> Figure:
     return fig
 
 
+def isoflop_groups(data) -> list[np.ndarray]:
+    """Index arrays of runs to draw as IsoFLOP curves: the sweep's IsoFLOP slices
+    (:func:`bayesdistill.inference.validation.isoflop_slices`), else its compute levels (approximately
+    equal compute: half-decade bins), else all runs as one group."""
+    from ..errors import SweepError
+    from ..inference.validation import compute_levels, isoflop_slices
+
+    groups = isoflop_slices(data)
+    if groups:
+        return groups
+    try:
+        levels = compute_levels(data, min_runs=3)
+    except SweepError:
+        return [np.arange(len(data))]
+    return [np.flatnonzero(levels == k) for k in range(int(levels.max()) + 1)]
+
+
+def plot_isoflop(post, budgets=None, ax=None, seed: int = 0) -> Figure:
+    """IsoFLOP picture: loss against model size at fixed compute, with the posterior's N*.
+
+    Parameters
+    ----------
+    post : Posterior
+        A supervised (or joint) fit; its supervised runs are grouped by compute
+        (:func:`isoflop_groups`) and drawn at C = 6 N D.
+    budgets : array-like, optional
+        Further budgets (FLOPs, 6ND) to draw without data; default one IsoFLOP level (half a
+        decade, ~3.2x) beyond the largest fitted budget: the next budget a sweep would run.
+    ax : matplotlib Axes, optional
+    seed : int
+        Seed of the noise draws of the predictive band.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per budget: the runs, the posterior median curve L(N, C / 6N), its 90% predictive band
+        (noise and the discrepancy included, so it widens beyond the fitted compute), the 90%
+        interval of N* (shaded bar on the curve's floor) with its median (|) and the best run
+        observed at that budget (star).
+    """
+    from ..inference.validation import log10_compute
+
+    data = post.data
+    groups = isoflop_groups(data)
+    c_runs = log10_compute(data)
+    levels = [float(c_runs[g].mean()) for g in groups]
+    c_max = float(c_runs.max())
+    extra = [c_max + 0.5] if budgets is None else list(np.log10(np.atleast_1d(np.asarray(budgets, float))))
+    if ax is None:
+        fig, axes = new_axes(figsize=(8.0, 5.2))
+        ax = axes[0, 0]
+    else:
+        fig = ax.figure
+    all_c = levels + extra
+    norm = colors.Normalize(min(all_c), max(all_c) + 1e-9)
+    co = compute_optimal(post, 10.0 ** np.asarray(all_c), accounting="6ND")
+    lo_n, hi_n = float(data["N"].min()) / 3, float(data["N"].max()) * 3
+    for j, c in enumerate(all_c):
+        colour = CMAP(norm(c))
+        n_star = co.N[:, j]
+        q05, med, q95 = np.quantile(n_star, [0.05, 0.5, 0.95])
+        if j < len(groups):
+            g = data.iloc[groups[j]]
+            grid = np.geomspace(min(g["N"].min() / 2, q05), max(g["N"].max() * 2, q95), 60)
+        else:
+            grid = np.geomspace(min(lo_n, q05 / 2), max(hi_n, q95 * 2), 60)
+        b = bands(post, grid, 10.0 ** c / (6.0 * grid), seed=seed)
+        dashed = j >= len(groups)
+        ax.fill_between(grid, b["pred_q05"], b["pred_q95"], color=colour, alpha=PRED_BAND if not dashed else 0.08, lw=0)
+        ax.plot(grid, b["median"], color=colour, lw=1.8, ls="--" if dashed else "-",
+                label=f"C = {format_count(10.0 ** c)}" + (" (beyond the data)" if dashed else ""))
+        floor = float(b["pred_q05"].min())
+        ax.plot([q05, q95], [floor, floor], color=colour, lw=5, alpha=0.6, solid_capstyle="butt")
+        ax.plot([med], [floor], marker="|", ms=12, color=colour)
+        if j < len(groups):
+            ax.scatter(g["N"], g["loss"], s=18, color=colour, edgecolor="0.2", lw=0.4, zorder=3)
+            best = g.loc[g["loss"].idxmin()]
+            ax.scatter([best["N"]], [best["loss"]], marker="*", s=140, color=colour, edgecolor="k", lw=0.8, zorder=4)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(count_formatter())
+    loss_ticks(ax)
+    ax.set_xlabel("model size N (parameters)")
+    ax.set_ylabel("loss (nats per token)")
+    ax.grid(True, which="major", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.3", lw=5, alpha=0.6), Line2D([], [], marker="*", ls="", color="0.5",
+                                                                      markeredgecolor="k", ms=11)]
+    labels += ["N* 90% interval (| median)", "best run observed"]
+    ax.legend(handles, labels, fontsize="x-small", loc="upper right", framealpha=0.85, ncol=2 if len(labels) > 8 else 1)
+    ax.set_title(f"IsoFLOP curves: {_describe(post)}; 90% predictive bands", fontsize="medium")
+    return fig
+
+
 def _diagnostic_names(post):
     return [n for n in post.param_names if n in post.idata.posterior]
 

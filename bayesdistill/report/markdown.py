@@ -12,6 +12,7 @@ The small formatting helpers (:func:`fmt`, :func:`markdown_table`,
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ import numpy as np
 from .._files import write_atomically, write_text_atomically
 from .._version import __version__
 from ..allocation.supervised import compute_optimal
+from ..errors import ExtrapolationWarning
+from ..inference.posterior import EXTRAPOLATION_WARN_DECADES
 from ..laws.flops import supervised_flops
 
 PLOTS = (  # file, plots function, caption
@@ -26,6 +29,10 @@ PLOTS = (  # file, plots function, caption
      "90% band of the law (dark) and 90% predictive band of a new run (light)."),
     ("residuals.png", "plot_residuals", "Relative residuals with each run's 90% predictive interval; "
      "runs outside it are ringed in red."),
+    ("isoflop.png", "plot_isoflop", "IsoFLOP curves: loss against N at each budget of the data (runs grouped "
+     "at equal compute, else in half-decade compute levels) and one level beyond it (dashed), with the "
+     "posterior median curve, its 90% predictive band, the 90% interval of N* (bar, | median) and the "
+     "best run observed at each budget (star)."),
     ("frontier.png", "plot_frontier", "Compute-optimal N*, D* and loss against budget, "
      "median and 90% interval; the shaded span is the compute range of the data."),
     ("trace.png", "plot_trace", "Sampler traces by chain: chains should overlap and look like noise."),
@@ -166,15 +173,21 @@ def exponents_table(co):
 def prediction_table(post, labels, N, D, seed: int = 0):
     """Headers and rows of :meth:`Posterior.predict` at (N, D), one row per label.
 
-    Rows outside the fitted range of N or D get a ``*`` after the label.
+    Rows outside the fitted range of N or D get a ``*`` after the label; ``decades beyond`` is
+    the decades of compute (6ND) beyond the largest fitted run. The
+    :class:`~bayesdistill.errors.ExtrapolationWarning` of far extrapolations is not raised here:
+    the column says it.
     """
-    p = post.predict(N, D, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        p = post.predict(N, D, seed=seed)
     data = post.data
     inside = ((p["N"] >= data["N"].min()) & (p["N"] <= data["N"].max())
               & (p["D"] >= data["D"].min()) & (p["D"] <= data["D"].max()))
-    headers = ["configuration", "N", "D", "D/N", "loss median", "law 90%", "new run 90%"]
+    headers = ["configuration", "N", "D", "D/N", "loss median", "law 90%", "new run 90%", "decades beyond"]
     rows = [[lab + ("" if ok else " *"), fmt(r["N"]), fmt(r["D"]), fmt(r["D"] / r["N"]), fmt(r["median"], 4),
-             fmt_interval(r["q05"], r["q95"], 4), fmt_interval(r["pred_q05"], r["pred_q95"], 4)]
+             fmt_interval(r["q05"], r["q95"], 4), fmt_interval(r["pred_q05"], r["pred_q95"], 4),
+             f"{r['decades_beyond']:.2f}" + (" (!)" if r["decades_beyond"] > EXTRAPOLATION_WARN_DECADES else "")]
             for lab, ok, (_, r) in zip(labels, inside, p.iterrows())]
     return headers, rows
 
@@ -225,6 +238,19 @@ def _identification_section(post) -> list[str]:
                               if weak else "Every coefficient is identified."), "",
             markdown_table(["quantity", "width ratio", "identified", "prior 90%", "posterior 90%"], rows,
                            align="lrlll")]
+
+
+def _kappa_note(post) -> str:
+    """How the predictive intervals widen beyond the fitted compute (discrepancy="compute")."""
+    info = post.config.get("kappa")
+    if not post.has_kappa or not isinstance(info, dict):
+        return ""
+    if info.get("source") != "leave-last-level-out":
+        return f" Beyond the fitted compute the intervals widen by `kappa` per decade, from its {info.get('source')}."
+    return (f" Beyond the fitted compute the intervals widen by `kappa` = {info['median']:.4f} "
+            f"(90%: {info['q05']:.4f} to {info['q95']:.4f}) of log loss per decade, learnt by fitting the "
+            f"{info['inner_runs']} runs below the largest compute level and predicting its {info['held_out_runs']} runs "
+            f"({info['held_out_decades']:.2f} decades beyond).")
 
 
 def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper") -> Path:
@@ -284,7 +310,10 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
     D = [20 * n_max, 100 * n_max, s["D_median"]]
     lines += ["", "## Predictions", "",
               "`law 90%` is the uncertainty of the law's mean loss; `new run 90%` adds the run-to-run "
-              "noise. `*` marks configurations outside the fitted range of N or D (extrapolation).", ""]
+              "noise. `*` marks configurations outside the fitted range of N or D (extrapolation); "
+              "`decades beyond` is how far their compute 6ND lies beyond the largest fitted run "
+              f"(`(!)`: more than {EXTRAPOLATION_WARN_DECADES:g}, where `Posterior.predict` warns: intervals are "
+              "checked only up to there, see `benchmarks/bench_isoflop.py`)." + _kappa_note(post), ""]
     lines.append(markdown_table(*prediction_table(post, labels, N, D)))
 
     C_runs = np.asarray(supervised_flops(data["N"].to_numpy(), data["D"].to_numpy(), accounting=accounting))

@@ -1,0 +1,255 @@
+"""Calibration protocol for the question sweeps are run to answer: what happens one compute level up?
+
+One place for the splits and the scores that ``benchmarks/bench_isoflop.py``, the tests and
+``bayesdistill.fit(discrepancy="compute")`` share:
+
+- :func:`compute_levels` bins a sweep's runs into IsoFLOP levels: by a budget column where the
+  sweep has one, else by C = 6 N D in bins of ``LEVEL_WIDTH`` decades (half a decade: "3C")
+  anchored at the largest run; scanning from the top, a level with fewer than ``min_runs`` runs is
+  merged into the one below (the bottom one into the one above), so every level can be scored;
+- :func:`leave_largest_out` fits every level but the largest and predicts the largest;
+  :func:`rollout_splits` fits levels ``0..k`` and predicts ``k+1`` for every ``k`` with at least
+  ``min_fit_runs`` runs to fit (OLMo-core's rollout validation);
+- :func:`score` gives, at the held-out runs, the coverage of the 50% and 90% predictive intervals
+  of :meth:`Posterior.predict`, the median relative error of the posterior median, the median
+  relative width of both intervals and the mean log predictive density of the held-out log
+  losses (a proper score: calibrated *and* sharp);
+- :func:`optimal_regret` acts on the posterior's compute-optimal size at each IsoFLOP slice of
+  the held-out runs (:func:`isoflop_slices`) and measures what that run loses against the best
+  run observed there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BayesDistillError, SweepError
+
+#: decades of compute per IsoFLOP level when a sweep has no budget column (10^0.5 ~ 3.2x)
+LEVEL_WIDTH = 0.5
+#: fewest runs a level must hold to be scored (sparser bins are merged into the level below)
+MIN_LEVEL_RUNS = 5
+#: fewest runs a rollout step fits (more than the Chinchilla law's 5 coefficients + 3 noise scales)
+MIN_FIT_RUNS = 12
+#: IsoFLOP slices: runs whose log10 C are chained by gaps of at most this many decades ...
+SLICE_GAP = 0.03
+#: ... spanning at most this many decades (a 26% spread of compute), with this many model sizes
+SLICE_SPAN, SLICE_SIZES = 0.1, 3
+
+
+def _positive_column(df, col: str) -> np.ndarray:
+    if col not in df.columns:
+        raise SweepError(f"the sweep has no column {col!r} (columns: {list(df.columns)})")
+    x = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
+    bad = ~(np.isfinite(x) & (x > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SweepError(f"column {col!r} must hold positive finite numbers; row {i} has {df[col].iloc[i]!r}")
+    return x
+
+
+def log10_compute(df) -> np.ndarray:
+    """log10 of C = 6 N D per run (in floats: 6 N D of integer columns overflows int64)."""
+    if not isinstance(df, pd.DataFrame):
+        raise BayesDistillError(f"expected a DataFrame of runs with columns N and D, got a {type(df).__name__}")
+    return np.log10(6.0) + np.log10(_positive_column(df, "N")) + np.log10(_positive_column(df, "D"))
+
+
+def _check_int(name, v, lo):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise BayesDistillError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def compute_levels(df, *, budget: str | None = None, width: float = LEVEL_WIDTH,
+                   min_runs: int = MIN_LEVEL_RUNS) -> np.ndarray:
+    """IsoFLOP level of every run: 0 for the smallest budget, up to ``n_levels - 1``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Runs with positive ``N`` and ``D`` (and ``budget`` if named).
+    budget : str, optional
+        A column holding each run's IsoFLOP budget (FLOPs): its distinct values are the initial
+        levels. Without it, log10(6 N D) is binned into ``width``-decade bins whose top edge is the
+        largest run.
+    width : float
+        Decades of compute per bin (default ``LEVEL_WIDTH`` = 0.5).
+    min_runs : int
+        Scanning from the largest budget down, a level with fewer runs is merged into the level
+        below; a sparse bottom level is merged into the one above.
+
+    Raises
+    ------
+    SweepError
+        A missing or non-positive ``N``, ``D`` or budget column, or fewer runs than ``min_runs``.
+    BayesDistillError
+        A non-positive ``width`` or ``min_runs``.
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < math.inf:
+        raise BayesDistillError(f"width must be a positive number of decades, got {width!r}")
+    min_runs = _check_int("min_runs", min_runs, 1)
+    if budget is not None:
+        c = np.log10(_positive_column(df, budget))
+        log10_compute(df)  # N and D must be valid too
+        keys = np.unique(c, return_inverse=True)[1]
+    else:
+        c = log10_compute(df)
+        keys = np.floor((c.max() - c) / width).astype(int)  # 0 = top bin
+        keys = keys.max() - keys  # 0 = bottom bin
+    if len(c) < min_runs:
+        raise SweepError(f"the sweep has {len(c)} runs, fewer than min_runs={min_runs} for one level")
+    counts = np.bincount(keys)
+    new, level, acc = np.empty_like(counts), 0, 0
+    for k in range(len(counts) - 1, -1, -1):  # from the top: accumulate bins until a level is full
+        new[k] = level
+        acc += counts[k]
+        if acc >= min_runs:
+            level, acc = level + 1, 0
+    if acc:  # the bottom bins left over: merge into the lowest full level
+        new[new == level] = level - 1
+    top_down = new[keys]
+    return top_down.max() - top_down
+
+
+@dataclass(frozen=True)
+class Split:
+    """A calibration split: fit the runs of ``train`` (boolean mask), predict those of ``test``."""
+
+    level: int  #: the held-out level
+    n_levels: int
+    train: np.ndarray
+    test: np.ndarray
+    log10_c_max_fit: float  #: log10 of the largest fitted compute
+
+    def frames(self, df) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return df[self.train].reset_index(drop=True), df[self.test].reset_index(drop=True)
+
+
+def rollout_splits(df, *, budget: str | None = None, width: float = LEVEL_WIDTH, min_runs: int = MIN_LEVEL_RUNS,
+                   min_fit_runs: int = MIN_FIT_RUNS) -> list[Split]:
+    """Fit levels ``0..k``, predict level ``k+1``, for every ``k`` that leaves ``min_fit_runs`` to fit.
+
+    The last split is :func:`leave_largest_out`. Raises :class:`SweepError` when no split has
+    enough runs to fit (fewer than two levels, or too few runs below the largest).
+    """
+    min_fit_runs = _check_int("min_fit_runs", min_fit_runs, 1)
+    levels = compute_levels(df, budget=budget, width=width, min_runs=min_runs)
+    c = log10_compute(df)
+    n = int(levels.max()) + 1
+    out = []
+    for k in range(1, n):
+        train, test = levels < k, levels == k
+        if train.sum() >= min_fit_runs:
+            out.append(Split(k, n, train, test, float(c[train].max())))
+    if not out:
+        raise SweepError(f"no rollout split: the sweep's {len(c)} runs form {n} compute level(s) of at least "
+                         f"{min_runs} runs, and no level has {min_fit_runs} runs below it to fit")
+    return out
+
+
+def leave_largest_out(df, **kwargs) -> Split:
+    """Fit every level but the largest, predict the largest (see :func:`rollout_splits`)."""
+    return rollout_splits(df, **kwargs)[-1]
+
+
+def isoflop_slices(df, *, gap: float = SLICE_GAP, span: float = SLICE_SPAN, sizes: int = SLICE_SIZES) -> list[np.ndarray]:
+    """Index arrays of the runs that form IsoFLOP curves: equal compute, several model sizes.
+
+    Runs sorted by log10 C are chained while consecutive values differ by at most ``gap``
+    decades; a chain that spans at most ``span`` decades and holds at least ``sizes`` distinct N
+    is a slice. Grid sweeps (one size per compute) and continuous checkpoint sweeps have none.
+    """
+    c = log10_compute(df)
+    order = np.argsort(c, kind="stable")
+    breaks = np.flatnonzero(np.diff(c[order]) > gap) + 1
+    out = []
+    for chain in np.split(order, breaks):
+        if np.ptp(c[chain]) <= span and df["N"].iloc[chain].nunique() >= sizes:
+            out.append(np.sort(chain))
+    return out
+
+
+# ------------------------------------------------------------------ scores
+def held_out_log_score(post, N, D, loss) -> np.ndarray:
+    """Log predictive density of each held-out log loss (mean over draws of the noise density)."""
+    from scipy import stats
+    from scipy.special import logsumexp
+
+    mu = np.asarray(post.log_loss_draws(N, D), dtype=float)
+    scale = np.broadcast_to(np.asarray(post.noise_scale(N, D), dtype=float), mu.shape)
+    z = (np.log(np.asarray(loss, float))[None, :] - mu) / scale
+    if post.noise == "student_t":
+        lp = stats.t.logpdf(z, post.draws(["nu"])["nu"][:, None]) - np.log(scale)
+    else:
+        lp = stats.norm.logpdf(z) - np.log(scale)
+    return logsumexp(lp, axis=0) - math.log(lp.shape[0])
+
+
+def score(post, test, seed: int = 1) -> dict:
+    """Coverage, error, widths and log score at the held-out runs ``test`` (columns N, D, loss)."""
+    N, D, y = (_positive_column(test, c) for c in ("N", "D", "loss"))
+    p90 = post.predict(N, D, prob=0.9, seed=seed)
+    p50 = post.predict(N, D, prob=0.5, seed=seed)
+    inside90 = (y >= p90["pred_q05"]) & (y <= p90["pred_q95"])
+    inside50 = (y >= p50["pred_q25"]) & (y <= p50["pred_q75"])
+    return {
+        "n": len(y),
+        "covered50": int(inside50.sum()), "covered90": int(inside90.sum()),
+        "coverage50": float(inside50.mean()), "coverage90": float(inside90.mean()),
+        "median_rel_error": float(np.median(np.abs(p90["median"] / y - 1))),
+        "rel_errors": [float(v) for v in np.abs(p90["median"] / y - 1)],
+        "median_rel_width50": float(np.median((p50["pred_q75"] - p50["pred_q25"]) / p50["median"])),
+        "median_rel_width90": float(np.median((p90["pred_q95"] - p90["pred_q05"]) / p90["median"])),
+        "log_score": float(held_out_log_score(post, N, D, y).mean()),
+        "decades_beyond": float(np.median(p90["decades_beyond"])) if "decades_beyond" in p90 else float("nan"),
+    }
+
+
+def pool(scores: list[dict]) -> dict:
+    """Pool :func:`score` results over splits: coverage over all held-out runs, median error over
+    all of them, median widths and mean log score per run."""
+    n = sum(s["n"] for s in scores)
+    if n == 0:
+        return {"n": 0}
+    errs = [e for s in scores for e in s["rel_errors"]]
+    return {
+        "n": n, "splits": len(scores),
+        "coverage50": sum(s["covered50"] for s in scores) / n,
+        "coverage90": sum(s["covered90"] for s in scores) / n,
+        "median_rel_error": float(np.median(errs)),
+        "median_rel_width50": float(np.median([s["median_rel_width50"] for s in scores])),
+        "median_rel_width90": float(np.median([s["median_rel_width90"] for s in scores])),
+        "log_score": sum(s["log_score"] * s["n"] for s in scores) / n,
+    }
+
+
+# ------------------------------------------------------------------ data
+def real_sweeps() -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Every real sweep of the project by name, and the ones skipped with the reason.
+
+    Gadre et al. per training set, Gemstones, Datablations (shipped); Epoch's Chinchilla points
+    and the Misfitting last checkpoints (read from :func:`bayesdistill.datasets.shared_data_dir`,
+    never shipped: skipped with the reason when absent).
+    """
+    from ..data.datasets import load_chinchilla_points, load_dataset, load_misfitting
+
+    out, skipped = {}, {}
+    try:
+        out["chinchilla_points"] = load_chinchilla_points()[["N", "D", "loss"]]
+    except FileNotFoundError as exc:
+        skipped["chinchilla_points"] = f"skipped: {exc}"
+    gadre = load_dataset("gadre_c4")
+    for name in sorted(gadre["dataset"].unique()):
+        out[f"gadre_c4 / {name}"] = load_dataset("gadre_c4", dataset=name)[["N", "D", "loss"]]
+    out["gemstones_cool_end"] = load_dataset("gemstones_cool_end")[["N", "D", "loss"]]
+    out["datablations_single_epoch"] = load_dataset("datablations_single_epoch")[["N", "D", "loss"]]
+    try:
+        out["misfitting_last_ckpt"] = load_misfitting()[["N", "D", "loss"]]
+    except FileNotFoundError as exc:
+        skipped["misfitting_last_ckpt"] = f"skipped: {exc}"
+    return out, skipped
