@@ -4,6 +4,7 @@ its warning, the IsoFLOP plot."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import arviz as az
@@ -275,3 +276,20 @@ def test_compute_calibrates_the_next_budget_over_seeds():
                    review=False)
         scores.append(score(p, test))
     assert pool(scores)["coverage90"] >= 0.8, [s["coverage90"] for s in scores]
+
+
+def test_cli_predict_shows_decades_beyond_and_the_warning(post, tmp_path, capsys):
+    from bayesdistill.cli import main
+
+    path = str(post.save(tmp_path / "fit.nc"))
+    n = np.sqrt(10 ** 19.5 / 120)  # compute-optimal size at the largest fitted budget (20 tokens/param)
+    assert main(["predict", path, "--N", f"{n:.6g}", f"{n * 10 ** 0.75:.6g}", "--tokens-per-param", "20"]) == 0
+    out = capsys.readouterr().out
+    header, _, first, second = out.split("\n\n")[0].splitlines()
+    assert header.rstrip().endswith("decades beyond")
+    assert first.split()[-1] == "0.00" and second.split()[-1] == "1.50"
+    assert "warning: predicting up to 1.50 decades of compute" in out
+    assert main(["predict", path, "--N", f"{n:.6g}", "--tokens-per-param", "20", "--json"]) == 0
+    res = capsys.readouterr()
+    assert json.loads(res.out)["predictions"][0]["decades_beyond"] == pytest.approx(0.0, abs=1e-6)
+    assert "decades of compute" not in res.err  # (the tiny fit fails its review: that warning is expected)
