@@ -1,13 +1,22 @@
 """Plots (matplotlib): every function returns a Figure. Imported on first use of ``bd.plots``.
 
-:mod:`.fits` (fit, residuals, frontier, trace, rank), :mod:`.distillation` (capacity gap, student
+:mod:`.fits` (fit, residuals, frontier, IsoFLOP curves, trace, rank), :mod:`.distillation` (capacity gap, student
 against tokens, pairs), :mod:`.decisions` (option losses, compute shares, where distillation wins).
 """
 
 from .decisions import plot_distill_map, plot_option_losses, plot_shares
 from .distillation import plot_capacity_gap, plot_distill_pairs, plot_student_vs_tokens
-from .fits import bands, format_count, plot_fit, plot_frontier, plot_rank, plot_residuals, plot_trace
+from .fits import (
+    bands,
+    format_count,
+    plot_fit,
+    plot_frontier,
+    plot_isoflop,
+    plot_rank,
+    plot_residuals,
+    plot_trace,
+)
 
 __all__ = ["bands", "format_count", "plot_capacity_gap", "plot_distill_map", "plot_distill_pairs", "plot_fit",
-           "plot_frontier", "plot_option_losses", "plot_rank", "plot_residuals", "plot_shares",
+           "plot_frontier", "plot_isoflop", "plot_option_losses", "plot_rank", "plot_residuals", "plot_shares",
            "plot_student_vs_tokens", "plot_trace"]
