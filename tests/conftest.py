@@ -156,3 +156,17 @@ def pytest_collection_modifyitems(items):
         module = item.module.__name__ if item.module is not None else item.nodeid
         if module != "test_notebooks":
             item.add_marker(pytest.mark.xdist_group(module))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop JAX's in-memory compiled programs after each test module.
+
+    Every compilation keeps its code mapped in the process; one worker running hundreds of fits
+    would reach the kernel's memory-map limit (``vm.max_map_count``, 65530 here). Later modules
+    reload what they need from the persistent compilation cache.
+    """
+    yield
+    import jax
+
+    jax.clear_caches()
