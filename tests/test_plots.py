@@ -119,7 +119,7 @@ def test_plot_rank(post):
 
 def test_bands_match_predict(chinchilla_post):
     N, D = np.array([1e8, 1e9]), np.array([2e9, 2e10])
-    b = plots.bands(chinchilla_post, N, D)
+    b = chinchilla_post.bands(N, D)
     p = chinchilla_post.predict(N, D)
     for col in ("median", "q05", "q95"):
         np.testing.assert_allclose(b[col], p[col], rtol=1e-5)

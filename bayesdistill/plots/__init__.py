@@ -7,7 +7,6 @@ against tokens, pairs), :mod:`.decisions` (option losses, compute shares, where 
 from .decisions import plot_distill_map, plot_option_losses, plot_shares
 from .distillation import plot_capacity_gap, plot_distill_pairs, plot_student_vs_tokens
 from .fits import (
-    bands,
     format_count,
     plot_fit,
     plot_frontier,
@@ -17,6 +16,6 @@ from .fits import (
     plot_trace,
 )
 
-__all__ = ["bands", "format_count", "plot_capacity_gap", "plot_distill_map", "plot_distill_pairs", "plot_fit",
+__all__ = ["format_count", "plot_capacity_gap", "plot_distill_map", "plot_distill_pairs", "plot_fit",
            "plot_frontier", "plot_isoflop", "plot_option_losses", "plot_rank", "plot_residuals", "plot_shares",
            "plot_student_vs_tokens", "plot_trace"]

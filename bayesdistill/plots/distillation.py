@@ -22,7 +22,7 @@ from .._checks import positive_array
 from ..errors import BayesDistillError
 from ..inference.students import student_log_loss_draws
 from ..laws.distillation import require_distillation
-from .fits import BAND, bands, count_formatter, format_count, loss_ticks, new_axes, quiet_arviz
+from .fits import BAND, count_formatter, format_count, loss_ticks, new_axes, quiet_arviz
 
 #: distillation coefficients shown on a log10 scale in the pair plot (they span decades)
 LOG_PARAMS = ("A_prime", "B_prime", "c1")
@@ -86,8 +86,8 @@ def plot_capacity_gap(post, N_S, tokens_per_param_S: float = 20.0, tokens_per_pa
     D_S = N_S * tpp_S
     curve, best = post.capacity_gap(N_S, D_S, N_T_grid, tpp_T)
     N_T = curve["N_T"].to_numpy()
-    teacher = bands(post, N_T, curve["D_T"].to_numpy())
-    sup = bands(post, N_S, D_S).iloc[0]
+    teacher = post.bands(N_T, curve["D_T"].to_numpy())
+    sup = post.bands(N_S, D_S).iloc[0]
     fig, ax = _on_axes(ax, (7.5, 5.2))
 
     ax.axhspan(sup["q05"], sup["q95"], color=SUPERVISED, alpha=0.18, lw=0)

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 
 import arviz as az
 import numpy as np
-import pandas as pd
 from matplotlib import MatplotlibDeprecationWarning, cm, colors, ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -64,44 +63,6 @@ def new_axes(nrows=1, ncols=1, figsize=(7.0, 4.8), **kw):
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     return fig, axes
-
-
-def bands(post, N, D, seed: int = 0) -> pd.DataFrame:
-    """Quantiles of the law and of a new run's loss at points (N, D), for plotting.
-
-    The same quantities as :meth:`Posterior.predict` (``median, q05, q95,
-    pred_q05, pred_q95``), but the run-to-run noise on log loss is drawn with
-    NumPy: JAX's Student-t sampler costs seconds per call on a CPU, which
-    adds up over the hundreds of points of a plot.
-
-    Parameters
-    ----------
-    post : Posterior
-    N, D : array-like
-        Points (broadcast together).
-    seed : int
-        Seed of the noise draws.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``N, D, median, q05, q95, pred_q05, pred_q95``.
-    """
-    if post.noise not in ("student_t", "normal"):  # a noise model this helper does not know
-        return post.predict(N, D, seed=seed)
-    N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
-    mu = np.asarray(post.log_loss_draws(N, D), dtype=float)
-    rng = np.random.default_rng(seed)
-    if post.noise == "student_t":
-        eps = rng.standard_t(post.draws(["nu"])["nu"][:, None], size=mu.shape)
-    else:
-        eps = rng.standard_normal(mu.shape)
-    log_pred = mu + np.asarray(post.noise_scale(N, D)) * eps  # grows with the discrepancy
-    # quantiles on the log scale, then exp (monotone): heavy-tailed draws cannot overflow exp
-    q05, med, q95 = np.exp(np.quantile(mu, [0.05, 0.5, 0.95], axis=0))
-    p05, p95 = np.exp(np.quantile(log_pred, [0.05, 0.95], axis=0))
-    return pd.DataFrame({"N": N, "D": D, "median": med, "q05": q05, "q95": q95,
-                         "pred_q05": p05, "pred_q95": p95})
 
 
 def _size_colours(sizes):
@@ -163,7 +124,7 @@ def plot_fit(post, ax=None) -> Figure:
     for n in sizes:
         d = data.loc[data["N"] == n, "D"]
         grids.append(np.geomspace(d.min() / EXTEND, d.max() * EXTEND, 60))
-    pred = bands(post, np.repeat(sizes, 60), np.concatenate(grids))
+    pred = post.bands(np.repeat(sizes, 60), np.concatenate(grids))
     for i, n in enumerate(sizes):
         c = sm.to_rgba(n)
         p = pred.iloc[i * 60:(i + 1) * 60]
@@ -193,7 +154,7 @@ def plot_fit(post, ax=None) -> Figure:
 
 def _relative_residuals(post):
     data = post.data
-    p = bands(post, data["N"].to_numpy(), data["D"].to_numpy())
+    p = post.bands(data["N"].to_numpy(), data["D"].to_numpy())
     med = p["median"].to_numpy()
     rel = 100 * (data["loss"].to_numpy() / med - 1)
     lo = 100 * (p["pred_q05"].to_numpy() / med - 1)
@@ -371,7 +332,7 @@ def plot_isoflop(post, budgets=None, ax=None, seed: int = 0) -> Figure:
             grid = np.geomspace(min(g["N"].min() / 2, q05), max(g["N"].max() * 2, q95), 60)
         else:
             grid = np.geomspace(min(lo_n, q05 / 2), max(hi_n, q95 * 2), 60)
-        b = bands(post, grid, 10.0 ** c / (6.0 * grid), seed=seed)
+        b = post.bands(grid, 10.0 ** c / (6.0 * grid), seed=seed)
         dashed = j >= len(groups)
         ax.fill_between(grid, b["pred_q05"], b["pred_q95"], color=colour, alpha=PRED_BAND if not dashed else 0.08, lw=0)
         ax.plot(grid, b["median"], color=colour, lw=1.8, ls="--" if dashed else "-",
