@@ -13,9 +13,6 @@ Every problem is reported with the column, the row and what is wrong.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -26,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SweepError, SweepWarning
+from .reading import read_file
 
 #: plausible range of a per-token cross-entropy in nats
 LOSS_RANGE = (0.05, 15.0)
@@ -108,118 +106,6 @@ def _show(v) -> str:
     return repr(v)
 
 
-#: text formats: extension -> delimiter
-DELIMITERS = {".csv": ",", ".txt": ",", ".tsv": "\t"}
-DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "pipes"}
-
-
-def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SweepError(f"could not read sweep file {path}: {exc.strerror or exc}") from None
-    try:
-        return raw.decode("utf-8-sig")  # a byte-order mark (Excel's 'CSV UTF-8') is dropped
-    except UnicodeDecodeError as exc:
-        raise SweepError(
-            f"sweep file {path} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
-            "save it as UTF-8"
-        ) from None
-
-
-def _read_delimited(path: Path, sep: str) -> tuple[pd.DataFrame, list[int] | None]:
-    """A CSV/TSV file and the line of each row; rejects what pandas would silently misread."""
-    text = _read_text(path)
-    records = []  # (first line, fields) of each non-blank record, header included
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
-    prev = 0
-    try:
-        for fields in reader:
-            if not (len(fields) <= 1 and "".join(fields).strip() == ""):
-                records.append((prev + 1, fields))
-            prev = reader.line_num
-    except csv.Error as exc:
-        raise SweepError(f"could not read sweep file {path}: line {reader.line_num}: {exc}") from None
-    if not records:
-        raise SweepError(f"sweep file {path} is empty")
-    header = [h.strip() for h in records[0][1]]
-    if len(header) == 1:
-        found = [DELIMITER_NAMES[d] for d in DELIMITER_NAMES if d != sep and d in header[0]]
-        if found:
-            raise SweepError(
-                f"the header of {path.name} is one column {header[0]!r}: the file seems separated by "
-                f"{found[0]}, but {path.suffix} files are read as separated by {DELIMITER_NAMES[sep]}"
-                + ("; save it with commas, or as .tsv if it uses tabs" if sep == "," else "")
-            )
-    seen = set()
-    for h in header:
-        if h and h in seen:  # unnamed (empty) columns, e.g. from trailing delimiters, may repeat
-            raise SweepError(f"column {h!r} appears more than once in the header of {path.name}")
-        seen.add(h)
-    for line, fields in records[1:]:
-        extra = fields[len(header):]
-        if any(f.strip() for f in extra):
-            raise SweepError(
-                f"line {line} of {path.name} has {len(fields)} fields but the header has {len(header)} "
-                f"columns ({header}); is a value or a delimiter too many?"
-            )
-    with warnings.catch_warnings():
-        # index_col=False: never take the first column as the index when rows end with a delimiter
-        warnings.simplefilter("ignore", pd.errors.ParserWarning)
-        df = pd.read_csv(io.StringIO(text), sep=sep, index_col=False)
-    lines = [line for line, _ in records[1:]]
-    return df, lines if len(lines) == len(df) else None
-
-
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[int]]:
-    """A JSON-lines file, one object per line (blank lines skipped), and the line of each row."""
-    records, lines = [], []
-    for k, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SweepError(f"line {k} of {path.name} is not valid JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(rec, dict):
-            raise SweepError(
-                f"line {k} of {path.name} is a JSON {type(rec).__name__}, not an object; "
-                'write one run per line as {"N": ..., "D": ..., "loss": ...}'
-            )
-        records.append(rec)
-        lines.append(k)
-    if not records:
-        raise SweepError(f"sweep file {path} is empty")
-    return pd.DataFrame.from_records(records), lines
-
-
-def _read_file(path: Path) -> tuple[pd.DataFrame, list[int] | None]:
-    """The table in ``path`` and the line of each row (None where rows have no lines)."""
-    if not path.exists():
-        raise SweepError(f"sweep file not found: {path}")
-    if path.is_dir():
-        raise SweepError(f"{path} is a directory; give the sweep file inside it")
-    suffix = path.suffix.lower()
-    if suffix in DELIMITERS:
-        return _read_delimited(path, DELIMITERS[suffix])
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path), None
-        if suffix == ".json":
-            return pd.read_json(path), None
-    except ValueError as exc:
-        if suffix == ".json" and "Trailing data" in str(exc):
-            raise SweepError(f"could not read sweep file {path}: {exc}; one object per line is a .jsonl file") from None
-        raise SweepError(f"could not read sweep file {path}: {exc}") from None
-    except Exception as exc:  # parser errors from pandas / pyarrow
-        raise SweepError(f"could not read sweep file {path}: {exc}") from None
-    raise SweepError(
-        f"sweep file {path} has unsupported extension {suffix!r}; use .csv, .tsv, .parquet or .jsonl"
-    )
-
-
 def _to_float(df: pd.DataFrame, col: str, origin: _Origin) -> pd.Series:
     """Column ``col`` as floats; names the first cell that is not a number (booleans and dates are not)."""
     s = df[col]
@@ -280,11 +166,22 @@ def read_sweep(data, columns: dict[str, str] | None = None) -> Sweep:
     """
     if isinstance(data, Sweep):
         return data
+    df, source, origin = _load(data)
+    df = _standard_columns(df, columns, source)
+    given = list(df.columns)
+    df, kind_given = _kinds(df, origin)
+    df = _require_columns(df, given)
+    df = _check_values(df, origin, kind_given)
+    return Sweep(_ids_and_order(df), source)
+
+
+def _load(data) -> tuple[pd.DataFrame, str, _Origin]:
+    """Step 1: the table (a copy), where it came from, and how to name its rows in errors."""
     from_file = isinstance(data, (str, Path))
     lines = None
     if from_file:
         source = str(data)
-        df, lines = _read_file(Path(data))
+        df, lines = read_file(Path(data))
     elif isinstance(data, pd.DataFrame):
         source = "DataFrame"
         df = data.copy()
@@ -292,7 +189,11 @@ def read_sweep(data, columns: dict[str, str] | None = None) -> Sweep:
         raise SweepError(
             f"read_sweep expects a file path or a pandas DataFrame, got {type(data).__name__}"
         )
-    origin = _Origin(source, from_file, lines)
+    return df, source, _Origin(source, from_file, lines)
+
+
+def _standard_columns(df: pd.DataFrame, columns, source: str) -> pd.DataFrame:
+    """Step 2: strip the column names, apply ``columns=``, refuse duplicates and empty tables."""
     df.columns = [str(c).strip() for c in df.columns]
     if columns is not None and not isinstance(columns, Mapping):
         raise SweepError(
@@ -317,9 +218,12 @@ def read_sweep(data, columns: dict[str, str] | None = None) -> Sweep:
     if len(df) == 0:
         raise SweepError(f"sweep from {source} has no rows")
     df = df.reset_index(drop=True)
-    given = list(df.columns)
 
-    # which rows are distillation runs
+    return df
+
+
+def _kinds(df: pd.DataFrame, origin: _Origin) -> tuple[pd.DataFrame, bool]:
+    """Step 3: which rows are distillation runs (``kind``), with N_S / D_S folded into N / D."""
     kind_given = "kind" in df.columns
     if kind_given:
         kind = df["kind"].astype(str).str.strip().str.lower()
@@ -349,6 +253,11 @@ def read_sweep(data, columns: dict[str, str] | None = None) -> Sweep:
                 df[plain] = df[student]
             df = df.drop(columns=student)
 
+    return df, kind_given
+
+
+def _require_columns(df: pd.DataFrame, given: list) -> pd.DataFrame:
+    """Step 4: N, D and loss are present, and distillation runs have teacher columns."""
     required = ["N", "D", "loss"]
     for col in required:
         if col not in df.columns:
@@ -368,6 +277,12 @@ def read_sweep(data, columns: dict[str, str] | None = None) -> Sweep:
         if col not in df.columns:
             df[col] = np.nan
 
+    return df
+
+
+def _check_values(df: pd.DataFrame, origin: _Origin, kind_given: bool) -> pd.DataFrame:
+    """Step 5: numbers parsed and checked (positive, plausible losses, teachers where needed)."""
+    is_distil = (df["kind"] == "distillation").to_numpy()
     for col in [c for c in NUMERIC if c in df.columns]:
         df[col] = _to_float(df, col, origin)
 
@@ -414,8 +329,13 @@ def read_sweep(data, columns: dict[str, str] | None = None) -> Sweep:
                 f"{origin.where(int(small[0]), df)}: {v[small[0]]:g}); "
                 "is the model size given in millions or billions? bayesdistill expects parameters",
                 SweepWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of read_sweep
             )
+    return df
+
+
+def _ids_and_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Step 6: every run gets an id and a group; the standard columns come first."""
     # a missing id becomes run{i} and a missing group the run's own id: never one shared "nan"
     auto = pd.Series([f"run{i}" for i in range(len(df))])
     ids = df["run_id"] if "run_id" in df.columns else auto
@@ -424,7 +344,9 @@ def read_sweep(data, columns: dict[str, str] | None = None) -> Sweep:
     df["group"] = [str(v) if _present(v) else r for v, r in zip(groups, df["run_id"])]
     front = ["kind", "N", "D", "loss", "N_T", "D_T", "L_T", "run_id", "group"]
     df = df[front + [c for c in df.columns if c not in front]]
-    return Sweep(df, source)
+    return df
+
+
 
 
 def _check_positive(df, col, mask, origin, allow_missing=False):
