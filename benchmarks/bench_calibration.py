@@ -20,7 +20,6 @@ Target of the issue: 90% intervals cover 80-100% of the held-out runs, median er
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 
@@ -56,23 +55,10 @@ def split(df, quantile: float = QUANTILE):
     return C > thr, thr
 
 
-def held_out_log_score(post, N, D, loss) -> np.ndarray:
-    """Log predictive density of each held-out log loss (mean over draws of the noise density)."""
-    from scipy import stats
-    from scipy.special import logsumexp
-
-    mu = np.asarray(post.log_loss_draws(N, D), dtype=float)
-    scale = np.asarray(post.noise_scale(N, D), dtype=float)
-    z = (np.log(np.asarray(loss, float))[None, :] - mu) / scale
-    if post.noise == "student_t":
-        lp = stats.t.logpdf(z, post.draws(["nu"])["nu"][:, None]) - np.log(scale)
-    else:
-        lp = stats.norm.logpdf(z) - np.log(scale)
-    return logsumexp(lp, axis=0) - math.log(lp.shape[0])
-
-
 def evaluate(post, test) -> dict:
     """Coverage, error, width and log score at the held-out runs ``test`` (N, D, loss)."""
+    from bayesdistill.inference.validation import held_out_log_score
+
     N, D, y = (test[c].to_numpy(float) for c in ("N", "D", "loss"))
     p90 = post.predict(N, D, prob=0.9, seed=1)
     p50 = post.predict(N, D, prob=0.5, seed=1)
@@ -81,7 +67,7 @@ def evaluate(post, test) -> dict:
         "coverage90": float(np.mean((y >= p90["pred_q05"]) & (y <= p90["pred_q95"]))),
         "median_rel_error": float(np.median(np.abs(p90["median"] / y - 1))),
         "median_rel_width90": float(np.median((p90["pred_q95"] - p90["pred_q05"]) / p90["median"])),
-        "log_score": float(held_out_log_score(post, N, D, y).mean()),
+        "log_score": float(held_out_log_score(post, N, D, y).mean()),  # the IsoFLOP protocol's score
     }
 
 
