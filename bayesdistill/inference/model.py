@@ -387,10 +387,14 @@ def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: f
 KAPPA_GRID = np.linspace(0.0, 0.5, 1001)
 
 
+def log10_6nd(N, D) -> np.ndarray:
+    """log10 of the compute C = 6 N D (summed in logs: 6 N D of integer columns overflows int64)."""
+    return np.log10(6.0) + np.log10(np.asarray(N, dtype=float)) + np.log10(np.asarray(D, dtype=float))
+
+
 def decades_beyond(N, D, log10_c_max: float) -> np.ndarray:
     """Decades of compute C = 6 N D beyond ``10**log10_c_max`` (0 within the fitted range)."""
-    c = np.log10(6.0) + np.log10(np.asarray(N, dtype=float)) + np.log10(np.asarray(D, dtype=float))
-    return np.maximum(0.0, c - log10_c_max)
+    return np.maximum(0.0, log10_6nd(N, D) - log10_c_max)
 
 
 def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..errors import BayesDistillError, ExtrapolationWarning, PosteriorFileError
 from ..laws.base import Law, law_from_spec
 from ..laws.distillation import is_distillation
 from ..laws.priors import Prior
-from .model import DISCREPANCY_SITES, DISTANCE_KINDS, decades_beyond, distance_sq, noise_scale
+from .model import DISCREPANCY_SITES, DISTANCE_KINDS, decades_beyond, distance_sq, log10_6nd, noise_scale
 from .review import Review, review_idata
 
 ATTR = "bayesdistill_spec"
@@ -103,7 +103,7 @@ class Posterior:
         v = self.centre.get("log10_c_max")
         if v is None:  # saved before the value was stored
             data = self.data
-            v = float(np.max(decades_beyond(data["N"], data["D"], 0.0))) if len(data) else float("nan")
+            v = float(np.max(log10_6nd(data["N"], data["D"]))) if len(data) else float("nan")
         return float(v)
 
     def decades_beyond(self, N, D) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..errors import BayesDistillError, SweepError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
 from ..runtime import enable_compilation_cache
-from .model import distance_geometry, make_joint_model, make_model, resolve_priors
+from .model import distance_geometry, log10_6nd, make_joint_model, make_model, resolve_priors
 from .posterior import Posterior
 from .review import warn_if_failed
 
@@ -327,7 +327,7 @@ def _log10_c_max(rows) -> float | None:
     """log10 of the largest compute 6 N D of the supervised runs (None without any)."""
     if len(rows) == 0:
         return None
-    return float(np.max(np.log10(6.0) + np.log10(rows["N"].to_numpy(float)) + np.log10(rows["D"].to_numpy(float))))
+    return float(np.max(log10_6nd(rows["N"], rows["D"])))
 
 
 def _learn_kappa(rows, law, pri, noise, args, kwargs, run_nuts, seed, n_draws) -> tuple[np.ndarray, dict]:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BayesDistillError, SweepError
+from .model import log10_6nd
 
 #: decades of compute per IsoFLOP level when a sweep has no budget column (10^0.5 ~ 3.2x)
 LEVEL_WIDTH = 0.5
@@ -56,7 +57,7 @@ def log10_compute(df) -> np.ndarray:
     """log10 of C = 6 N D per run (in floats: 6 N D of integer columns overflows int64)."""
     if not isinstance(df, pd.DataFrame):
         raise BayesDistillError(f"expected a DataFrame of runs with columns N and D, got a {type(df).__name__}")
-    return np.log10(6.0) + np.log10(_positive_column(df, "N")) + np.log10(_positive_column(df, "D"))
+    return log10_6nd(_positive_column(df, "N"), _positive_column(df, "D"))
 
 
 def _check_int(name, v, lo):
