@@ -1,7 +1,7 @@
 """A self-contained Markdown report of a fit, with its plots as PNG files.
 
 :func:`write_report` writes ``report.md`` next to ``fit.png``,
-``residuals.png``, ``frontier.png``, ``trace.png`` and ``rank.png``. Every
+``residuals.png``, ``isoflop.png``, ``frontier.png``, ``trace.png`` and ``rank.png``. Every
 file is written atomically (a temporary file in the same folder, then
 :func:`os.replace`), so a crash never leaves a half-written report.
 
