@@ -24,7 +24,7 @@ from .errors import (  # noqa: E402
     SweepError,
     SweepWarning,
 )
-from .inference import Posterior, compare, default_posterior, fit, load  # noqa: E402
+from .inference import Posterior, compare, default_posterior, fit, fit_many, load  # noqa: E402
 from .laws import (  # noqa: E402
     DistillationLaw,
     Law,
@@ -40,7 +40,7 @@ from .laws import (  # noqa: E402
 
 __all__ = [
     "BayesDistillError", "ExtrapolationWarning", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
-    "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "get_law", "list_laws", "load",
+    "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "fit_many", "get_law", "list_laws", "load",
     "read_sweep", "register_law", "__version__", "compute_optimal", "distillation_flops",
     "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep", "allocate", "optimal",
     "Recommendation", "recommend", "compare", "best_teacher", "choose_teacher", "efficiency", "least_budget", "default_posterior", "value_of_information",

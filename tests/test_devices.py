@@ -32,16 +32,19 @@ def test_use_cpu_cores_sets_the_flag_once(monkeypatch):
 
 def test_auto_splits_large_fits_over_devices_only():
     resolve = fit_module.resolve_chain_method
-    assert resolve("sequential", 4) == ("sequential", "sequential")
-    small = resolve("auto", 4, work=1000)
-    assert small == ("vectorized", "vectorized")
-    assert resolve("auto", 1, work=10 ** 9) == ("vectorized", "vectorized")
-    method, label = resolve("auto", 4, work=10 ** 9)
+    assert resolve("sequential", 4) == (1, False, "sequential")
+    assert resolve("vectorized", 4, work=10 ** 9) == (1, True, "vectorized")
+    assert resolve("auto", 4, work=1000) == (1, True, "vectorized")
+    assert resolve("auto", 1, work=10 ** 9) == (1, True, "vectorized")
+    devices, vectorize, label = resolve("auto", 4, work=10 ** 9)
     n = jax.local_device_count()
     if jax.default_backend() == "cpu" and n > 1:
-        assert callable(method) and label.startswith(f"{max(d for d in (1, 2, 4) if d <= n)} CPU devices")
+        expect = max(d for d in (1, 2, 4) if d <= n)
+        assert (devices, vectorize) == (expect, True) and label.startswith(f"{expect} CPU devices")
     else:
-        assert method == "vectorized"
+        assert (devices, label) == (1, "vectorized")
+    # sweeps x chains of a batched call are split the same way
+    assert resolve("parallel", 6)[0] == max(d for d in range(1, min(n, 6) + 1) if 6 % d == 0)
 
 
 @pytest.mark.skipif(jax.local_device_count() < 2, reason="one JAX device: no chains to split")

@@ -219,22 +219,21 @@ def test_extrapolation_warning_past_one_decade(post):
 def test_kappa_falls_back_to_its_prior_without_levels_to_leave_out():
     """One compute level (or too few runs below the largest): no inner fit, kappa keeps its prior;
     the same seed gives the same draws."""
-    from bayesdistill.inference.sampling import _learn_kappa
+    from bayesdistill.inference.sampling import _kappa_from_prior, _kappa_plan
 
     df = isoflop_sweep()
     one = df[np.isclose(np.log10(df["budget"]), 19.0)].reset_index(drop=True)
     pri = model_inputs(df[["N", "D", "loss"]], "chinchilla").priors
-
-    def no_inner_fit(*_):
-        raise AssertionError("no inner fit expected")
-
-    kappa, info = _learn_kappa(one, bd.get_law("chinchilla"), pri, "student_t", None, None, no_inner_fit, 0, 500)
+    why = _kappa_plan(one, pri)  # a reason instead of the inner runs' mask
+    assert why == "the runs form one compute level"
+    kappa, info = _kappa_from_prior(pri, 0, why, 500)
     assert info == {"source": "prior: the runs form one compute level"}
     assert kappa.shape == (500,) and 0.01 < np.median(kappa) < 0.018  # HalfNormal(0.02): median 0.0135
-    again, _ = _learn_kappa(one, bd.get_law("chinchilla"), pri, "student_t", None, None, no_inner_fit, 0, 500)
+    again, _ = _kappa_from_prior(pri, 0, why, 500)
     np.testing.assert_array_equal(kappa, again)
-    _, info = _learn_kappa(df.iloc[:12], bd.get_law("chinchilla"), pri, "student_t", None, None, no_inner_fit, 0, 10)
-    assert info["source"] == "prior: 6 runs below the largest compute level, fewer than 12"
+    assert _kappa_plan(df.iloc[:12], pri) == "6 runs below the largest compute level, fewer than 12"
+    inner = _kappa_plan(df, pri)  # several levels: the mask of the runs below the largest
+    assert inner.dtype == bool and 0 < inner.sum() < len(df)
 
 
 def test_kappa_priors_and_sites():

@@ -330,11 +330,15 @@ def make_model(law: Law, priors: dict[str, Prior], noise: str, discrepancy: str 
             lik = dist.StudentT(nu, mu, sigma)
         else:
             lik = dist.Normal(mu, sigma)
-        with numpyro.plate("runs", logN.shape[0]), \
-                (nullcontext() if mask is None else numpyro.handlers.mask(mask=mask)):
+        with numpyro.plate("runs", logN.shape[0]), _masked(mask):
             numpyro.sample("log_loss", lik, obs=log_loss)
 
     return model
+
+
+def _masked(mask):
+    """A context fitting only the runs where ``mask`` (bool per run) is true; ``None``: every run."""
+    return nullcontext() if mask is None else numpyro.handlers.mask(mask=mask)
 
 
 def _noise_dist(noise, nu, mu, sigma):
@@ -360,14 +364,15 @@ def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: f
     """
     check_discrepancy(discrepancy)
 
-    def model(sup, dis, centre, log_loss=None, log_loss_student=None):
+    def model(sup, dis, centre, log_loss=None, log_loss_student=None, mask=None, mask_student=None):
         theta = sample_coefficients(law, priors, centre)
-        sigma = _scale_site("sigma", priors, discrepancy, sup["logN"], sup["logD"], centre)
-        sigma_d = _scale_site("sigma_distill", priors, discrepancy, dis["logN_S"], dis["logD_S"], centre, "_S")
+        sigma = _scale_site("sigma", priors, discrepancy, sup["logN"], sup["logD"], centre, mask=mask)
+        sigma_d = _scale_site("sigma_distill", priors, discrepancy, dis["logN_S"], dis["logD_S"], centre, "_S",
+                              mask=mask_student)
         nu = numpyro.sample("nu", priors["nu"].to_numpyro()) if noise == "student_t" else None
         if sup["logN"].shape[0]:
             mu = law.log_loss(theta, sup["logN"], sup["logD"])
-            with numpyro.plate("runs", sup["logN"].shape[0]):
+            with numpyro.plate("runs", sup["logN"].shape[0]), _masked(mask):
                 numpyro.sample("log_loss", _noise_dist(noise, nu, mu, sigma), obs=log_loss)
         law_lt = law.log_loss(theta, dis["logN_T"], dis["logD_T"])
         log_lt = jnp.where(dis["measured"], dis["logL_T"], law_lt)
@@ -376,7 +381,7 @@ def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: f
                 z = numpyro.sample("teacher_offset", dist.Normal(0.0, 1.0))
             log_lt = log_lt + jnp.where(dis["measured"], teacher_noise * z[dis["teacher"]], 0.0)
         mu_s = law.student_log_loss(theta, dis["logN_S"], dis["logD_S"], log_lt)
-        with numpyro.plate("distill_runs", dis["logN_S"].shape[0]):
+        with numpyro.plate("distill_runs", dis["logN_S"].shape[0]), _masked(mask_student):
             numpyro.sample("log_loss_student", _noise_dist(noise, nu, mu_s, sigma_d), obs=log_loss_student)
 
     return model
@@ -408,20 +413,23 @@ def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> n
     density of all of them (the runs share the inner fit's coefficients). Returns weights
     summing to 1 (prior density times likelihood).
     """
-    from scipy import stats
-    from scipy.special import logsumexp
+    from scipy.special import gammaln, logsumexp
 
     log_y, e = np.asarray(log_y, float), np.asarray(e, float)
     mu, scale = np.asarray(mu, float), np.broadcast_to(np.asarray(scale, float), np.shape(mu))
-    r2, s2 = (log_y[None, :] - mu) ** 2, scale ** 2
+    r2, s2, e2 = (log_y[None, :] - mu) ** 2, scale ** 2, e[None, :] ** 2
+    if nu is not None:  # Student-t log density of r / sqrt(v): const(nu) - (nu + 1)/2 log1p(r^2 / (v nu)) - log(v)/2
+        nu = np.asarray(nu, float)[:, None]
+        const = len(log_y) * (gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi))[:, 0]
+        r2_nu, half = r2 / nu, 0.5 * (nu + 1)
     loglik = np.empty(len(grid))
     for j, k in enumerate(grid):  # a loop: (S, n) per grid point keeps memory small
-        v = s2 + (k * e[None, :]) ** 2
+        v = s2 + k * k * e2
         if nu is None:
-            lp = -0.5 * (r2 / v + np.log(2 * np.pi * v))
+            lp = -0.5 * (r2 / v + np.log(2 * np.pi * v)).sum(1)
         else:
-            lp = stats.t.logpdf(np.sqrt(r2 / v), np.asarray(nu, float)[:, None]) - 0.5 * np.log(v)
-        loglik[j] = logsumexp(lp.sum(1)) - np.log(lp.shape[0])
+            lp = const - (half * np.log1p(r2_nu / v)).sum(1) - 0.5 * np.log(v).sum(1)
+        loglik[j] = logsumexp(lp) - np.log(lp.shape[0])
     # at kappa = 0 itself half-distributions are outside their (open) support: evaluate just inside
     logprior = np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-9))), dtype=float)
     logw = loglik + logprior

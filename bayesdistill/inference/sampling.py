@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import NamedTuple
 
@@ -10,58 +11,51 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from numpyro.infer import MCMC, NUTS, init_to_median
 
 from ..data.sweep import read_sweep
 from ..errors import BayesDistillError, SweepError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
 from ..runtime import enable_compilation_cache
+from .engine import Draws, Job, Settings, bucket, fingerprint, run
 from .model import distance_geometry, log10_6nd, make_joint_model, make_model, resolve_priors
 from .posterior import Posterior
 from .review import warn_if_failed
 
 CHAIN_METHODS = ("auto", "vectorized", "sequential", "parallel")
 
-
-def _pmap_of_vmap(n_devices: int):
-    """A numpyro chain method: chains split over ``n_devices`` CPU devices, vectorised within each."""
-
-    def method(single_chain):
-        def run(args):
-            n = jax.tree.leaves(args)[0].shape[0]
-            split = jax.tree.map(lambda x: x.reshape((n_devices, n // n_devices) + x.shape[1:]), args)
-            out = jax.pmap(jax.vmap(single_chain))(split)
-            return jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), out)
-
-        return run
-
-    return method
-
-
 #: ``"auto"`` splits chains over CPU devices only when runs x (warmup + draws) reaches this: compiling
 #: for several devices costs ~4 s more, which small fits (the test suite's) never win back
 PARALLEL_MIN_WORK = 200_000
+#: draws of the inner fit that the likelihood of ``kappa`` averages over (at most)
+KAPPA_DRAWS = 1000
 
 
-def resolve_chain_method(chain_method: str, chains: int, work: int = PARALLEL_MIN_WORK):
-    """``(numpyro chain method, label)``; ``"auto"`` runs chains on separate CPU cores where it pays.
+def resolve_chain_method(chain_method: str, chains: int, work: int = PARALLEL_MIN_WORK) -> tuple[int, bool, str]:
+    """``(devices, vectorize, label)``: how the ``chains`` chains of a sampler call run.
 
-    On the CPU backend with several host devices (see
-    :func:`bayesdistill.runtime.use_cpu_cores`) and ``work`` (runs x
-    iterations) of at least ``PARALLEL_MIN_WORK``, the chains are split over
-    the largest number of devices that divides them and vectorised within
-    each: on 2 cores the joint distillation fit on the replica takes 63 s
-    instead of 106 s and the Chinchilla fit 19 s instead of 24 s (cold).
-    Elsewhere (small fits, one device, a GPU) ``"vectorized"``.
+    ``chains`` counts every chain of the call (sweeps x chains for :func:`fit_many`). They are
+    split over ``devices`` JAX devices and, within each, vectorised (``vectorize``) or run one
+    after another. ``"vectorized"``: one device, vectorised; ``"sequential"``: one device, one
+    chain after another; ``"parallel"``: the largest number of devices that divides the chains.
+    ``"auto"``: on the CPU backend with several host devices (see
+    :func:`bayesdistill.runtime.use_cpu_cores`) and ``work`` (runs x iterations) of at least
+    ``PARALLEL_MIN_WORK``, as ``"parallel"``, vectorised within each device: on 2 cores the joint
+    distillation fit on the replica takes 63 s instead of 106 s. Elsewhere (small fits, one
+    device, a GPU) ``"vectorized"``.
     """
-    if chain_method != "auto":
-        return chain_method, chain_method
-    if jax.default_backend() == "cpu" and chains > 1 and work >= PARALLEL_MIN_WORK:
-        n = max(d for d in range(1, min(jax.local_device_count(), chains) + 1) if chains % d == 0)
+    def split():
+        return max(d for d in range(1, min(jax.local_device_count(), chains) + 1) if chains % d == 0)
+
+    if chain_method == "sequential":
+        return 1, False, "sequential"
+    if chain_method == "parallel" or (chain_method == "auto" and jax.default_backend() == "cpu"
+                                      and chains > 1 and work >= PARALLEL_MIN_WORK):
+        n = split()
         if n > 1:
-            return _pmap_of_vmap(n), f"{n} CPU devices x {chains // n} vectorized chains"
-    return "vectorized", "vectorized"
+            return n, True, f"{n} CPU devices x {chains // n} vectorized chains" if jax.default_backend() == "cpu" \
+                else f"{n} devices x {chains // n} vectorized chains"
+    return 1, True, "vectorized"
 
 
 def _check_settings(chains, draws, warmup, seed, target_accept, chain_method="auto", priors=None):
@@ -132,7 +126,8 @@ def fit(
         chain. Draws depend on the method (and so, under ``"auto"``, on the
         number of cores): the same seed and method give identical draws.
     progress_bar : bool
-        Show numpyro's progress bar.
+        Print a line on standard error when sampling ends (its time, and whether the sampler was
+        compiled for this fit).
     review : bool
         Warn (:class:`FitWarning`) when a convergence check fails.
     teacher : {"measured", "law"}
@@ -159,54 +154,136 @@ def fit(
     -------
     Posterior
     """
-    sweep = read_sweep(sweep)
-    law = get_law(law)
-    joint = isinstance(law, DistillationLaw)
+    _check_settings(chains, draws, warmup, seed, 0.9 if target_accept is None else target_accept, chain_method,
+                    priors)
+    return fit_prepared([prepare(sweep, law, priors=priors, noise=noise, seed=seed, teacher=teacher,
+                                 teacher_noise=teacher_noise, discrepancy=discrepancy)],
+                        chains=chains, draws=draws, warmup=warmup, target_accept=target_accept,
+                        dense_mass=dense_mass, chain_method=chain_method, progress_bar=progress_bar,
+                        review=review)[0]
+
+
+class Prepared(NamedTuple):
+    """A sweep checked and turned into the sampler's inputs (:func:`prepare`); cheap to pickle."""
+
+    sweep: object
+    law: object
+    inputs: ModelInputs
+    seed: int
+    options: dict
+
+
+def prepare(sweep, law="chinchilla", *, priors=None, noise="student_t", seed=0, teacher="measured",
+            teacher_noise=0.0, discrepancy="compute") -> Prepared:
+    """Read and check ``sweep`` and build the model :func:`fit` samples (every input check, no sampling)."""
+    sweep, law = read_sweep(sweep), get_law(law)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise BayesDistillError(f"seed must be a non-negative integer below 2**32, got {seed!r}")
+    if priors is not None and not isinstance(priors, dict):
+        raise BayesDistillError("priors must be a dict of parameter name -> prior, e.g. "
+                                f"{{'E': ('lognormal', 0.4, 0.6)}}; got a {type(priors).__name__}")
+    mi = model_inputs(sweep, law, priors, noise, teacher, teacher_noise, discrepancy)
+    options = {"teacher": teacher, "teacher_noise": teacher_noise, "discrepancy": discrepancy}
+    return Prepared(sweep, law, mi, int(seed), options)
+
+
+def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, target_accept=None,
+                 dense_mass=True, chain_method="auto", progress_bar=True, review=True,
+                 batch_size: int | None = None) -> list[Posterior]:
+    """Sample every prepared sweep (one law each; sweeps sharing a sampler in batches) into Posteriors.
+
+    ``batch_size``: sweeps per sampler call (``None``: all that share one). The draws of a sweep
+    depend on its data, seed and the settings, not on the other sweeps of its batch.
+    """
+    if not preps:
+        return []
+    joint = isinstance(preps[0].law, DistillationLaw)
     if target_accept is None:
         target_accept = 0.99 if joint else 0.9
-    settings = _check_settings(chains, draws, warmup, seed, target_accept, chain_method, priors)
-    chains, draws, warmup, seed, target_accept = (settings[k] for k in ("chains", "draws", "warmup", "seed",
-                                                                         "target_accept"))
-    pri, model, args, kwargs, centre, constant, dims = model_inputs(sweep, law, priors, noise, teacher,
-                                                                    teacher_noise, discrepancy)
-    n_runs = len(sweep.supervised) + (len(sweep.distillation) if joint else 0)
-    method, method_label = resolve_chain_method(chain_method, chains, n_runs * (warmup + draws))
-    learn_kappa = discrepancy == "compute" and not joint
-    if learn_kappa:  # every run fitted; the inner fit masks the largest level out (same compiled sampler)
-        kwargs = {**kwargs, "mask": jnp.ones(n_runs, dtype=bool)}
-
-    kernel = NUTS(model, target_accept_prob=target_accept, dense_mass=dense_mass,
-                  init_strategy=init_to_median(num_samples=15))
-    # with learn_kappa the data are arguments of the compiled sampler, which the inner fit reuses
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=method, progress_bar=progress_bar, jit_model_args=learn_kappa)
-
-    def run_nuts(args, kwargs):
-        mcmc.run(jax.random.PRNGKey(seed), *args, **kwargs, extra_fields=("diverging", "energy"))
-        jax.block_until_ready(mcmc.get_samples())
-        return mcmc
-
+    cfg = _check_settings(chains, draws, warmup, 0, target_accept, chain_method)
+    chains, draws, warmup, target_accept = (cfg[k] for k in ("chains", "draws", "warmup", "target_accept"))
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise BayesDistillError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
     enable_compilation_cache()
-    t0 = time.perf_counter()
-    run_nuts(args, kwargs)
-    seconds = time.perf_counter() - t0
-    dims.update({k: [v.dims] for k, v in constant.items()})
-    coords = {v.dims: np.arange(len(v.values)) for v in constant.values()}
-    idata = az.from_numpyro(mcmc, constant_data={k: v.values for k, v in constant.items()},
-                            coords=coords, dims=dims)
-    config = {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed,
-              "target_accept": target_accept, "dense_mass": dense_mass, "seconds": seconds,
-              "source": sweep.source, "teacher": teacher, "teacher_noise": teacher_noise,
-              "discrepancy": discrepancy, "chain_method": method_label}
-    centre = {**centre, "log10_c_max": _log10_c_max(sweep.supervised)}
-    if learn_kappa:
-        kappa, config["kappa"] = _learn_kappa(sweep.supervised, law, pri, noise, args, kwargs, run_nuts, seed,
-                                              chains * draws)
-        idata.posterior["kappa"] = (("chain", "draw"), kappa.reshape(chains, draws))
-    post = Posterior(idata, law, pri, noise, centre, config)
-    if review:
-        warn_if_failed(post.review())
-    return post
+    jobs = [_job(p) for p in preps]
+
+    def settings_for(group):
+        runs = max(sum(j.sizes.values()) for j in group)
+        devices, vectorize, label = resolve_chain_method(chain_method, chains * len(group),
+                                                         len(group) * runs * (warmup + draws))
+        return Settings(chains, draws, warmup, target_accept, bool(dense_mass), devices, vectorize), label
+
+    results, labels = _run_all(jobs, settings_for, joint, batch_size, progress_bar, "sampling")
+    kappas = {}
+    inner = {i: _kappa_plan(p.sweep.supervised, p.inputs.priors) for i, p in enumerate(preps) if _learns_kappa(p)}
+    todo = {i: _inner_job(preps[i], plan) for i, plan in inner.items() if not isinstance(plan, str)}
+    if todo:
+        inner_draws, _ = _run_all(list(todo.values()), settings_for, joint, batch_size, progress_bar,
+                                  "leave-last-level-out")
+        for (i, plan), d in zip(todo.items(), inner_draws):
+            kappas[i] = _kappa_from_inner(preps[i], plan, d, chains * draws)
+    for i, plan in inner.items():
+        if i not in kappas:
+            kappas[i] = _kappa_from_prior(preps[i].inputs.priors, preps[i].seed, plan, chains * draws)
+    out = []
+    for i, (p, d) in enumerate(zip(preps, results)):
+        config = {"chains": chains, "draws": draws, "warmup": warmup, "seed": p.seed, "target_accept": target_accept,
+                  "dense_mass": bool(dense_mass), "seconds": d.seconds, "compiled": d.compiled,
+                  "source": p.sweep.source, **p.options, "chain_method": labels[i]}
+        post = _posterior(p, d, config, kappas.get(i))
+        if review:
+            warn_if_failed(post.review(), stacklevel=4)
+        out.append(post)
+    return out
+
+
+def _job(p: Prepared, masks=None, args=None) -> Job:
+    mi = p.inputs
+    return Job(mi.fingerprint, mi.model, mi.args if args is None else args, mi.kwargs, mi.sizes, p.seed, masks)
+
+
+def _run_all(jobs, settings_for, joint, batch_size, progress_bar, what):
+    """Run ``jobs`` grouped by sampler (order kept), ``batch_size`` at a time; ``(draws, labels)``."""
+    groups: dict = {}
+    for i, j in enumerate(jobs):
+        groups.setdefault((j.fingerprint, tuple(sorted((k, bucket(n)) for k, n in j.sizes.items()))), []).append(i)
+    out, labels = [None] * len(jobs), [None] * len(jobs)
+    done = 0
+    for idx in groups.values():
+        step = batch_size or len(idx)
+        for k in range(0, len(idx), step):
+            part = idx[k:k + step]
+            settings, label = settings_for([jobs[i] for i in part])
+            t0 = time.perf_counter()
+            for i, d in zip(part, run([jobs[i] for i in part], settings, joint=joint)):
+                out[i], labels[i] = d, label
+            done += len(part)
+            if progress_bar:
+                print(f"bayesdistill: {what} {done}/{len(jobs)} sweep(s), {settings.chains} chains x "
+                      f"({settings.warmup} warmup + {settings.draws} draws), {time.perf_counter() - t0:.1f} s"
+                      f"{' incl. compilation' if out[part[0]].compiled else ''}", file=sys.stderr, flush=True)
+    return out, labels
+
+
+def _learns_kappa(p: Prepared) -> bool:
+    return p.options["discrepancy"] == "compute" and not isinstance(p.law, DistillationLaw)
+
+
+def _posterior(p: Prepared, d: Draws, config: dict, kappa) -> Posterior:
+    """The :class:`Posterior` of one sweep from its draws."""
+    mi = p.inputs
+    dims = {**mi.dims, **{k: [v.dims] for k, v in mi.constant.items()}}
+    coords = {v.dims: np.arange(len(v.values)) for v in mi.constant.values()}
+    observed = {k: np.asarray(mi.kwargs[k]) for k in mi.sizes}
+    idata = az.from_dict(posterior=d.samples, sample_stats=d.stats, log_likelihood=d.log_likelihood,
+                         observed_data=observed, constant_data={k: v.values for k, v in mi.constant.items()},
+                         coords=coords, dims=dims)
+    centre = {**mi.centre, "log10_c_max": _log10_c_max(p.sweep.supervised)}
+    if kappa is not None:
+        draws, config["kappa"] = kappa
+        idata.posterior["kappa"] = (("chain", "draw"), draws.reshape(config["chains"], config["draws"]))
+    return Posterior(idata, p.law, mi.priors, mi.model_noise, centre, config)
 
 
 class ModelInputs(NamedTuple):
@@ -219,6 +296,11 @@ class ModelInputs(NamedTuple):
     centre: dict
     constant: dict
     dims: dict
+    #: the noise kind, and a key of everything the model closure is built from (the sampler's cache key)
+    model_noise: str = "student_t"
+    fingerprint: str = ""
+    #: runs per observed site
+    sizes: dict | None = None
 
 
 def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
@@ -243,7 +325,12 @@ def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
         args, kwargs = (logN, logD, _centre_arg(centre)), {"log_loss": y}
         constant, dims = _constants(rows, "run"), {"log_loss": ["run"]}
         model = make_model(law, pri, noise, discrepancy)
-    return ModelInputs(pri, model, args, kwargs, centre, constant, dims)
+    # the joint model is built for the number of distinct teachers (codes 0 .. n-1)
+    n_teachers = int(np.max(np.asarray(args[1]["teacher"]))) + 1 if isinstance(law, DistillationLaw) else 0
+    key = fingerprint(type(law).__module__, type(law).__qualname__, law.spec(),
+                      {k: v.to_dict() for k, v in pri.items()}, noise, discrepancy, teacher_noise, n_teachers)
+    sizes = {k: int(np.shape(kwargs[k])[0]) for k in ("log_loss", "log_loss_student") if k in kwargs}
+    return ModelInputs(pri, model, args, kwargs, centre, constant, dims, noise, key, sizes)
 
 
 class _Const:
@@ -330,49 +417,74 @@ def _log10_c_max(rows) -> float | None:
     return float(np.max(log10_6nd(rows["N"], rows["D"])))
 
 
-def _learn_kappa(rows, law, pri, noise, args, kwargs, run_nuts, seed, n_draws) -> tuple[np.ndarray, dict]:
-    """Draws of ``kappa`` (discrepancy="compute") and how they were learnt, for the config.
+def _kappa_plan(rows, pri):
+    """Which runs the inner leave-last-level-out fit that learns ``kappa`` fits, or why there is none.
 
-    Leave-last-level-out inside ``rows``: the ``distance`` model fitted (``run_nuts`` with the
-    main fit's settings, the held-out runs masked out) to every IsoFLOP level below the largest
-    (:func:`bayesdistill.inference.validation.compute_levels`) predicts the largest; the posterior of
-    ``kappa`` on a grid (:func:`bayesdistill.model.kappa_posterior`) is drawn ``n_draws`` times,
-    independently of the other parameters. Where the runs form one level, or too few runs lie
-    below the largest level, ``kappa`` keeps its prior (said in the config).
+    ``discrepancy="compute"``: the runs are binned into IsoFLOP levels
+    (:func:`bayesdistill.inference.validation.compute_levels`); the ``distance`` model fitted to
+    every level below the largest (the main fit's sampler and seed, the largest level masked out,
+    the centre and distance geometry of the inner runs: :func:`_inner_job`) predicts the largest
+    (:func:`_kappa_from_inner`). Returns the bool mask of the inner runs, or, where the runs form
+    one level or too few runs lie below the largest, a text saying why ``kappa`` keeps its prior.
     """
-    from .model import KAPPA_GRID, kappa_posterior, sample_grid
-    from .validation import MIN_FIT_RUNS, compute_levels, log10_compute
+    from .validation import MIN_FIT_RUNS, compute_levels
 
     need = max(MIN_FIT_RUNS, len(pri))
     try:
         levels = compute_levels(rows)
     except SweepError as exc:
-        levels, why = None, str(exc)
-    else:
-        inner = levels < levels.max()
-        why = ("the runs form one compute level" if levels.max() == 0 else
-               f"{int(inner.sum())} runs below the largest compute level, fewer than {need}")
-    if levels is None or levels.max() == 0 or inner.sum() < need:
-        kappa = pri["kappa"].to_numpyro().sample(jax.random.PRNGKey(seed), (n_draws,))
-        return np.asarray(kappa, dtype=np.float64), {"source": f"prior: {why}"}
-    t0 = time.perf_counter()
-    logN, logD, _ = args
-    train = rows[inner]
+        return str(exc)
+    inner = levels < levels.max()
+    if levels.max() == 0:
+        return "the runs form one compute level"
+    if inner.sum() < need:
+        return f"{int(inner.sum())} runs below the largest compute level, fewer than {need}"
+    return inner
+
+
+def _inner_job(p: Prepared, inner) -> Job:
+    logN, logD, _ = p.inputs.args
     geometry = {"N": float(np.asarray(logN)[inner].mean()), "D": float(np.asarray(logD)[inner].mean()),
                 **distance_geometry(np.asarray(logN)[inner], np.asarray(logD)[inner])}
-    mcmc = run_nuts((logN, logD, _centre_arg(geometry)), {**kwargs, "mask": jnp.asarray(inner)})
-    draws = {k: np.asarray(v).reshape(-1) for k, v in mcmc.get_samples().items()}
-    inner_post = Posterior(az.from_dict(posterior={k: v[None] for k, v in draws.items()}), law, pri, noise,
+    return _job(p, masks={"log_loss": inner}, args=(logN, logD, _centre_arg(geometry)))
+
+
+def _kappa_from_prior(pri, seed: int, why: str, n_draws: int) -> tuple[np.ndarray, dict]:
+    kappa = pri["kappa"].to_numpyro().sample(jax.random.PRNGKey(seed), (n_draws,))
+    return np.asarray(kappa, dtype=np.float64), {"source": f"prior: {why}"}
+
+
+def _kappa_from_inner(p: Prepared, job: Job, d: Draws, n_draws: int) -> tuple[np.ndarray, dict]:
+    """Draws of ``kappa`` and how they were learnt (for the config), from the inner fit's draws.
+
+    The held-out largest level, ``e`` decades of compute beyond the inner fit, gives the
+    likelihood of ``kappa`` under the inner posterior predictive
+    (:func:`bayesdistill.inference.model.kappa_posterior`); its posterior on a grid is drawn
+    ``n_draws`` times, independently of the other parameters.
+    """
+    from .model import KAPPA_GRID, kappa_posterior, sample_grid
+    from .validation import log10_compute
+
+    rows, pri, noise = p.sweep.supervised, p.inputs.priors, p.inputs.model_noise
+    inner = np.asarray(job.masks["log_loss"], bool)
+    geometry = {k: float(v) for k, v in job.args[2].items()}
+    draws = {k: np.asarray(v).reshape(-1) for k, v in d.samples.items() if np.ndim(v) == 2}
+    inner_post = Posterior(az.from_dict(posterior={k: v[None] for k, v in draws.items()}), p.law, pri, noise,
                            geometry, {"discrepancy": "distance"})
-    test = rows[~inner]
+    train, test = rows[inner], rows[~inner]
     N, D = test["N"].to_numpy(float), test["D"].to_numpy(float)
     e = np.maximum(0.0, log10_compute(test) - float(log10_compute(train).max()))
     nu = inner_post.draws(["nu"])["nu"] if noise == "student_t" else None
-    w = kappa_posterior(np.log(test["loss"].to_numpy(float)), inner_post.log_loss_draws(N, D),
-                        inner_post.noise_scale(N, D), nu, e, pri["kappa"])
-    kappa = sample_grid(KAPPA_GRID, w, n_draws, np.random.default_rng(np.random.SeedSequence([seed, 15])))
+    # the likelihood of kappa averages the inner predictive density over draws: every k-th of at most
+    # KAPPA_DRAWS draws is plenty for a one-dimensional grid and keeps the grid pass to ~1 s
+    k = max(1, inner_post.n_draws // KAPPA_DRAWS)
+    mu, scale = np.asarray(inner_post.log_loss_draws(N, D)), np.asarray(inner_post.noise_scale(N, D))
+    scale = np.broadcast_to(scale, mu.shape)
+    w = kappa_posterior(np.log(test["loss"].to_numpy(float)), mu[::k], scale[::k], None if nu is None else nu[::k],
+                        e, pri["kappa"])
+    kappa = sample_grid(KAPPA_GRID, w, n_draws, np.random.default_rng(np.random.SeedSequence([p.seed, 15])))
     info = {"source": "leave-last-level-out", "inner_runs": int(inner.sum()), "held_out_runs": int((~inner).sum()),
             "held_out_decades": float(np.median(e)), "median": float(np.median(kappa)),
             "q05": float(np.quantile(kappa, 0.05)), "q95": float(np.quantile(kappa, 0.95)),
-            "inner_seconds": time.perf_counter() - t0}
+            "inner_seconds": d.seconds}
     return kappa, info

@@ -1,0 +1,211 @@
+"""Compiled NUTS samplers, reused across sweeps: compile once, fit many.
+
+A *sampler* is one XLA program. It is keyed by what changes the program: the model (law, priors,
+noise, discrepancy, ...: :attr:`ModelInputs.fingerprint`), the sampler settings (chains, warmup,
+draws, target acceptance, mass matrix, chain layout) and the number of runs rounded up to a
+*bucket* (:func:`bucket`: the next power of two, at least ``MIN_BUCKET``). The sweep's data are
+the program's arguments: padded to the bucket by repeating the last run, with a mask that drops
+the padding from the likelihood (and from every mean over the runs), so the posterior is the one
+of the unpadded sweep. A second fit of a different sweep of similar size therefore compiles
+nothing in the same process, and only traces (no XLA compilation) in a new one, through JAX's
+persistent compilation cache (:func:`bayesdistill.runtime.enable_compilation_cache`).
+
+One program samples a *batch*: ``B`` sweeps x ``C`` chains, each (sweep, chain) an independent
+NUTS chain with its own adaptation, vectorised (``jax.vmap``) and, on a CPU with several host
+devices, split over the devices (``jax.pmap``). Chain ``c`` of a sweep fitted with seed ``s``
+starts from ``jax.random.split(PRNGKey(s), C)[c]`` whatever batch it is in.
+
+At most ``MAX_PROGRAMS`` samplers are kept (least recently used dropped): the compiled code of
+every new program maps memory, and a process that compiled one per fit hit the kernel's
+memory-map limit after ~45 fits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from numpyro.infer import NUTS, init_to_median
+from numpyro.infer.util import log_likelihood
+
+#: the smallest bucket of runs; sweeps up to this many runs share one sampler
+MIN_BUCKET = 16
+#: samplers kept per process (least recently used dropped)
+MAX_PROGRAMS = 24
+#: sample statistics recorded per draw (names as arviz's ``sample_stats``)
+STATS = ("diverging", "energy", "n_steps")
+
+
+def bucket(n: int) -> int:
+    """Runs padded to: the next power of two at least ``n`` and ``MIN_BUCKET`` (0 stays 0)."""
+    if n <= 0:
+        return 0
+    return max(MIN_BUCKET, 1 << (int(n) - 1).bit_length())
+
+
+class Job(NamedTuple):
+    """One sweep to sample: the model, its arguments, and how many runs each observed site has.
+
+    ``sizes`` maps each observed site (``"log_loss"``, ``"log_loss_student"``) to its number of
+    runs; ``masks`` (optional) the runs of each site that are fitted (the rest are dropped).
+    """
+
+    fingerprint: str
+    model: object
+    args: tuple
+    kwargs: dict
+    sizes: dict
+    seed: int
+    masks: dict | None = None
+
+
+class Draws(NamedTuple):
+    """What a sampler returns for one sweep: ``(chain, draw, ...)`` arrays, unpadded."""
+
+    samples: dict
+    stats: dict
+    log_likelihood: dict
+    seconds: float
+    compiled: bool
+
+
+class Settings(NamedTuple):
+    chains: int
+    draws: int
+    warmup: int
+    target_accept: float
+    dense_mass: bool
+    devices: int  # chains (and sweeps) split over this many devices; 1: all vectorised on one
+    vectorize: bool = True  # False: the chains of a device run one after another (lax.map)
+
+
+#: the mask argument of each observed site
+MASK_OF = {"log_loss": "mask", "log_loss_student": "mask_student"}
+#: the data arguments of each observed site: positions in ``args`` whose leaves run over its runs
+ARGS_OF = {"log_loss": 0, "log_loss_student": 1}
+
+_PROGRAMS: OrderedDict = OrderedDict()
+
+
+def _pad_leaf(x, n_to):
+    x = np.asarray(x)
+    if x.shape[0] == n_to:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], n_to - x.shape[0], axis=0)], axis=0)
+
+
+def padded(job: Job, joint: bool):
+    """``(args, kwargs)`` of ``job`` padded to its buckets, with a mask per observed site."""
+    args, kwargs = list(job.args), dict(job.kwargs)
+    for site, n in job.sizes.items():
+        nb = bucket(n)
+        mask = np.arange(nb) < n
+        if job.masks and site in job.masks:
+            mask[:n] &= np.asarray(job.masks[site], bool)
+        kwargs[MASK_OF[site]] = mask
+        kwargs[site] = _pad_leaf(kwargs[site], nb)
+        # supervised model: (logN, logD, centre); joint model: (sup dict, dis dict, centre)
+        positions = (ARGS_OF[site],) if joint else (0, 1)
+        for p in positions:
+            args[p] = jax.tree.map(lambda x, nb=nb: _pad_leaf(x, nb), args[p])
+    return tuple(args), kwargs
+
+
+def _program_key(job: Job, settings: Settings, batch: int):
+    shapes = tuple(sorted((k, bucket(n)) for k, n in job.sizes.items()))
+    return job.fingerprint, settings, shapes, batch
+
+
+def _build(model, s: Settings):
+    """The jitted sampler ``run(keys (T, 2), args, kwargs) -> (samples, stats, loglik)`` for T chains."""
+    kernel = NUTS(model, target_accept_prob=s.target_accept, dense_mass=s.dense_mass,
+                  init_strategy=init_to_median(num_samples=15))
+
+    def one_chain(key, args, kwargs):
+        state = kernel.init(key, s.warmup, None, model_args=args, model_kwargs=kwargs)
+
+        def step(st, _):
+            return kernel.sample(st, args, kwargs), None
+
+        def draw(st, _):
+            st = kernel.sample(st, args, kwargs)
+            return st, (st.z, st.diverging, st.energy, st.num_steps)
+
+        if s.warmup:
+            state, _ = lax.scan(step, state, None, length=s.warmup)
+        _, (z, div, energy, n_steps) = lax.scan(draw, state, None, length=s.draws)
+        samples = jax.vmap(kernel.postprocess_fn(args, kwargs))(z)
+        ll = log_likelihood(model, samples, *args, parallel=True, **kwargs)
+        return samples, dict(zip(STATS, (div, energy, n_steps))), ll
+
+    many = jax.vmap(one_chain) if s.vectorize else (lambda k, a, kw: lax.map(lambda t: one_chain(*t), (k, a, kw)))
+    if s.devices <= 1:
+        return jax.jit(many)
+    split = jax.pmap(many)
+
+    def run(keys, args, kwargs):
+        n = keys.shape[0]
+        shard = lambda x: x.reshape((s.devices, n // s.devices) + x.shape[1:])  # noqa: E731
+        out = split(*jax.tree.map(shard, (keys, args, kwargs)))
+        return jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), out)
+
+    return run
+
+
+def _program(job: Job, settings: Settings, batch: int):
+    key = _program_key(job, settings, batch)
+    fn = _PROGRAMS.get(key)
+    compiled = fn is None
+    if compiled:
+        fn = _build(job.model, settings)
+        _PROGRAMS[key] = fn
+        while len(_PROGRAMS) > MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    _PROGRAMS.move_to_end(key)
+    return fn, compiled
+
+
+def clear_programs() -> None:
+    """Forget every compiled sampler of this process (the persistent cache on disk stays)."""
+    _PROGRAMS.clear()
+
+
+def n_programs() -> int:
+    """Samplers compiled and kept in this process."""
+    return len(_PROGRAMS)
+
+
+def run(jobs: list[Job], settings: Settings, *, joint: bool) -> list[Draws]:
+    """Sample every job with one program call; the jobs must share a fingerprint and buckets."""
+    first = jobs[0]
+    key0 = _program_key(first, settings, len(jobs))
+    if any(_program_key(j, settings, len(jobs)) != key0 for j in jobs[1:]):
+        raise ValueError("run: the jobs of one batch must share the model and its buckets")
+    fn, compiled = _program(first, settings, len(jobs))
+    C = settings.chains
+    pads = [padded(j, joint) for j in jobs]
+    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(j.seed), C) for j in jobs])
+    stack = lambda *xs: jnp.asarray(np.repeat(np.stack([np.asarray(x) for x in xs]), C, axis=0))  # noqa: E731
+    args = jax.tree.map(stack, *[p[0] for p in pads])
+    kwargs = jax.tree.map(stack, *[p[1] for p in pads])
+    t0 = time.perf_counter()
+    samples, stats, ll = jax.block_until_ready(fn(keys, args, kwargs))
+    seconds = time.perf_counter() - t0
+    out = []
+    for b, job in enumerate(jobs):
+        take = lambda x, b=b: np.asarray(x[b * C:(b + 1) * C])  # noqa: E731
+        lik = {site: take(v)[..., :job.sizes[site]] for site, v in ll.items() if site in job.sizes}
+        out.append(Draws(jax.tree.map(take, samples), jax.tree.map(take, stats), lik, seconds / len(jobs),
+                         compiled))
+    return out
+
+
+def fingerprint(*parts) -> str:
+    """A stable text key of the things a model closure is built from (JSON, sorted keys)."""
+    return json.dumps(parts, sort_keys=True, default=repr)
