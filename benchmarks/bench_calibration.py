@@ -8,7 +8,8 @@ extraction of the Chinchilla points (``../shared/data``; skipped with a message 
   (numpy's linear interpolation), predict the runs above it (fixed split, same for every sweep);
 - fit the Chinchilla law (Student-t noise) with ``discrepancy="none"`` (one constant noise scale)
   and ``discrepancy="distance"`` (noise scale ``sqrt(sigma^2 + (tau d)^2)`` growing with the
-  distance ``d`` from the fitted runs), 4 chains x 500 draws after 500 warmup, seed 0;
+  distance ``d`` from the fitted runs), 4 chains x 500 draws after 500 warmup; one ``bd.fit_many``
+  call per variant fits every sweep (sweep i with seed i);
 - report, at the held-out runs: coverage of the 50% and 90% predictive intervals
   (``Posterior.predict(prob=0.5)`` / ``prob=0.9``), median relative error of the posterior median
   of the law, median relative width of the 90% predictive interval, and the mean log predictive
@@ -27,7 +28,7 @@ import numpy as np
 
 LAW = "chinchilla"
 QUANTILE = 0.75
-SETTINGS = {"chains": 4, "draws": 500, "warmup": 500, "seed": 0}
+SETTINGS = {"chains": 4, "draws": 500, "warmup": 500, "seed": 0}  # sweep i: seed 0 + i (bd.fit_many)
 VARIANTS = ("none", "distance")
 
 
@@ -81,30 +82,44 @@ def loo(post) -> dict:
             "pareto_k_bad": int(np.sum(np.asarray(res["pareto_k"]) > 0.7)), "loo_obj": res}
 
 
+#: wall time of this benchmark with the code before issue 13 (one ``bd.fit`` per sweep and variant, each
+#: tracing and compiling its own sampler): the sum of the per-fit times in benchmarks/results.md of
+#: 2026-11-28 (commit 2f8ec85 and earlier), on this 2-core machine
+BEFORE_WALL_S = 159.0
+
+
 def run() -> dict:
     import arviz as az
 
     import bayesdistill as bd
 
     data, skipped = sweeps()
-    out = {}
+    t_all = time.perf_counter()
+    names, trains, tests, meta = list(data), [], [], {}
     for name, df in data.items():
         test_mask, thr = split(df)
-        train, test = df[~test_mask].reset_index(drop=True), df[test_mask].reset_index(drop=True)
-        res = {"runs": len(df), "fitted": len(train), "held_out": len(test), "compute_threshold": thr,
-               "variants": {}}
-        loos = {}
+        trains.append(df[~test_mask].reset_index(drop=True)[["N", "D", "loss"]])
+        tests.append(df[test_mask].reset_index(drop=True))
+        meta[name] = {"runs": len(df), "fitted": int((~test_mask).sum()), "held_out": int(test_mask.sum()),
+                      "compute_threshold": thr, "variants": {}}
+    posts, fit_s = {}, {}
+    for kind in VARIANTS:  # one bd.fit_many per variant: every sweep with the same compiled samplers
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bd.FitWarning)
+            posts[kind] = bd.fit_many(trains, LAW, discrepancy=kind, progress_bar=False, **SETTINGS)
+        fit_s[kind] = time.perf_counter() - t
+    out = {}
+    for j, name in enumerate(names):
+        res, loos = meta[name], {}
         for kind in VARIANTS:
-            t = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", bd.FitWarning)
-                post = bd.fit(train[["N", "D", "loss"]], LAW, discrepancy=kind, progress_bar=False, **SETTINGS)
-            r = evaluate(post, test)
+            post = posts[kind][j]
+            r = evaluate(post, tests[j])
             lo = loo(post)
             loos[kind] = lo.pop("loo_obj")
             r.update(lo)
             rev = post.review()
-            r.update(wall_s=time.perf_counter() - t, review_ok=rev.ok, review_failed=[c.name for c in rev.failed],
+            r.update(wall_s=post.config["seconds"], review_ok=rev.ok, review_failed=[c.name for c in rev.failed],
                      divergences=int(next(c.value for c in rev.checks if c.name == "divergences")),
                      sigma=float(np.median(post.draws(["sigma"])["sigma"])),
                      tau=float(np.median(post.draws(["tau"])["tau"])) if kind == "distance" else 0.0)
@@ -119,6 +134,7 @@ def run() -> dict:
                                         for k, v in res["variants"].items()), flush=True)
     out["_skipped"] = skipped
     out["_settings"] = {"law": LAW, "noise": "student_t", "quantile": QUANTILE, **SETTINGS}
+    out["_timing"] = {"wall_s": time.perf_counter() - t_all, "fit_many_s": fit_s, "before_wall_s": BEFORE_WALL_S}
     return out
 
 
@@ -137,7 +153,7 @@ def markdown(res: dict) -> str:
              "interval and mean log predictive density (per held-out run; higher is better) at the held-out "
              "runs; PSIS-LOO on the fitted runs.", "",
              "| sweep | fitted / held out | discrepancy | cover 50% | cover 90% | median error | 90% width "
-             "| held-out log score | elpd LOO (se) | tau | review | wall (s) |",
+             "| held-out log score | elpd LOO (se) | tau | review | sampler (s) |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for name, r in res.items():
         if name.startswith("_"):
@@ -148,7 +164,7 @@ def markdown(res: dict) -> str:
                 f"| {name} | {r['fitted']} / {r['held_out']} | {kind} | {v['coverage50']:.2f} | "
                 f"{v['coverage90']:.2f}{'' if ok90 else ' **x**'} | {v['median_rel_error']:.2%} | "
                 f"{v['median_rel_width90']:.1%} | {v['log_score']:.2f} | {v['elpd_loo']:.1f} ({v['se']:.1f}) | "
-                f"{v['tau']:.4f} | {_review(v)} | {v['wall_s']:.0f} |")
+                f"{v['tau']:.4f} | {_review(v)} | {v['wall_s']:.1f} |")
     lines += ["", "LOO difference (best variant first; `elpd_diff` with its standard error):", ""]
     for name, r in res.items():
         if not name.startswith("_"):
@@ -158,6 +174,13 @@ def markdown(res: dict) -> str:
         lines.append(f"- {name}: {why}")
     lines += ["", "Target of the calibration issue: 90% intervals cover 80-100% of the held-out runs "
               "(**x** marks a miss), median error <= 1%."]
+    t = res.get("_timing")
+    if t:
+        per = ", ".join(f"`{k}` {v:.0f} s" for k, v in t["fit_many_s"].items())
+        lines += ["", f"Wall time of the whole benchmark: {t['wall_s']:.0f} s (the fits: {per}, one `bd.fit_many` "
+                  f"call per variant; the sampler column is each sweep's share of its batch), against "
+                  f"{t['before_wall_s']:.0f} s for the fits alone with one `bd.fit` per sweep and variant before "
+                  "samplers were compiled once (2026-11-28)."]
     return "\n".join(lines) + "\n"
 
 

@@ -17,17 +17,17 @@ never on theta, so it changes the distribution of the sweeps but not the posteri
 ranks stay uniform and coverage nominal for every sweep that is kept (it does change which part
 of the prior is tested: mostly draws whose loss at 1e7 parameters is not absurdly large).
 
-Each sweep is fitted with ``bd.fit`` (2 chains x 500 draws after 500 warmup, the package's NUTS
-defaults otherwise). Ranks use every 10th draw of each chain (100 roughly independent draws,
+The sweeps are fitted by one ``bd.fit_many`` call (2 chains x 500 draws after 500 warmup, the
+package's NUTS defaults otherwise; sweep i with seed 1 + i), compilation included. Ranks use every 10th draw of each chain (100 roughly independent draws,
 ranks 0 to 100); intervals use all draws. Per coefficient: a chi-square test of uniform ranks in
 10 bins, and the coverage of the 50% and 90% central intervals with its binomial standard error.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -160,20 +160,9 @@ def coverage_verdict(hits: int, n: int, level: float) -> tuple[float, float, flo
     return cov, se, z, "ok" if abs(z) <= 2 else ("borderline" if abs(z) <= 3 else "off")
 
 
-def fit_one(i: int, sims: dict, seed: int, settings: dict, thin: int) -> dict:
-    """Fit sweep ``i`` of ``sims``; its ranks, interval hits, quantiles and review, as plain JSON values."""
-    import pandas as pd
-
-    import bayesdistill as bd
-
-    N, D = design()
-    sweep = pd.DataFrame({"N": N, "D": D, "loss": sims["loss"][i]})
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bd.FitWarning)  # recorded below
-        post = bd.fit(sweep, LAW, noise=NOISE, seed=seed + 1 + i, progress_bar=False, **fit_defaults(),
-                      **settings)
-    rec = {"i": i, "fit_s": time.perf_counter() - t, "failed": [c.name for c in post.review().failed],
+def record(i: int, post, sims: dict, seed: int, thin: int) -> dict:
+    """Sweep ``i``'s ranks, interval hits, quantiles and review, as plain JSON values."""
+    rec = {"i": i, "failed": [c.name for c in post.review().failed],
            "divergences": int(post.idata.sample_stats["diverging"].values.sum()),
            "truth": {}, "rank": {}, "hit": {}, "quantiles": {}}
     rng = np.random.default_rng([seed, i])  # tie-breaking, reproducible per sweep
@@ -192,12 +181,82 @@ def fit_one(i: int, sims: dict, seed: int, settings: dict, thin: int) -> dict:
     return rec
 
 
-def run(n_sims: int = 100, seed: int = 0, settings: dict | None = None, thin: int = THIN,
-        figure: Path | str | None = FIGURE, progress: bool = True, checkpoint: Path | str | None = None) -> dict:
-    """Fit ``n_sims`` prior sweeps and collect ranks, coverage and fit reviews (see module docstring).
+def sweeps_of(sims: dict) -> list:
+    import pandas as pd
 
-    ``checkpoint``: a JSON-lines file that receives each fitted sweep as it finishes; a rerun with
-    the same arguments resumes from it (a long run on a busy machine may be killed).
+    N, D = design()
+    return [pd.DataFrame({"N": N, "D": D, "loss": loss}) for loss in sims["loss"]]
+
+
+def fit_all(sims: dict, seed: int, settings: dict, batch_size: int | None = None) -> tuple[list, float]:
+    """Every sweep of ``sims`` fitted by one ``bd.fit_many`` call (sweep i with seed ``seed + 1 + i``); wall s."""
+    import bayesdistill as bd
+
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bd.FitWarning)  # recorded per sweep
+        posts = bd.fit_many(sweeps_of(sims), LAW, noise=NOISE, seed=seed + 1, progress_bar=False,
+                            batch_size=batch_size, **fit_defaults(), **settings)
+    return posts, time.perf_counter() - t
+
+
+#: the code before fits were compiled once (issue 13); its sequential ``bd.fit`` calls are the baseline
+BASELINE_COMMIT = "2f8ec85"
+
+_BASELINE_CHILD = r"""
+import json, sys, time, warnings
+import jax, pandas as pd
+import bayesdistill as bd
+rows = json.loads(sys.stdin.read())
+out = []
+for r in rows["sweeps"]:
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bd.fit(pd.DataFrame(r["sweep"]), "chinchilla", noise="student_t", seed=r["seed"], progress_bar=False,
+               **rows["settings"])
+    jax.clear_caches()  # as the SBC loop of that code did (memory maps)
+    out.append(time.perf_counter() - t)
+print("RESULT" + json.dumps(out))
+"""
+
+
+def baseline_sequential(sims: dict, seed: int, settings: dict, n: int, commit: str = BASELINE_COMMIT) -> dict:
+    """Seconds of ``n`` sequential ``bd.fit`` calls of the code at ``commit`` (a fresh process, warm JAX cache).
+
+    The code is taken from this repository's history (``git archive``), so the baseline is measured
+    in the same run as the batched fits; ``None`` where git or the commit is not available.
+    """
+    import subprocess
+
+    repo = HERE.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "bayesdistill"],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            return {"error": f"baseline code at {commit} not available: {exc}"}
+        payload = {"settings": settings, "sweeps": [
+            {"sweep": sw.to_dict(orient="list"), "seed": seed + 1 + i} for i, sw in enumerate(sweeps_of(sims)[:n])]}
+        env = dict(os.environ, PYTHONPATH=tmp)
+        proc = subprocess.run([sys.executable, "-c", _BASELINE_CHILD], input=json.dumps(payload), env=env,
+                              capture_output=True, text=True, check=False, cwd=tmp)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    if proc.returncode or not line:
+        return {"error": f"baseline fits failed: {proc.stderr[-1500:]}"}
+    times = json.loads(line[0][len("RESULT"):])
+    return {"commit": commit, "n": len(times), "fit_s": times, "mean_s": float(np.mean(times))}
+
+
+def run(n_sims: int = 100, seed: int = 0, settings: dict | None = None, thin: int = THIN,
+        figure: Path | str | None = FIGURE, progress: bool = True, batch_size: int | None = None,
+        baseline_fits: int = 10) -> dict:
+    """Fit ``n_sims`` prior sweeps with ``bd.fit_many`` and collect ranks, coverage and fit reviews.
+
+    In the same run, ``baseline_fits`` of the sweeps are fitted one ``bd.fit`` call after another
+    by the code before issue 13 (:data:`BASELINE_COMMIT`); their mean time x ``n_sims`` is the
+    sequential baseline (0: skipped).
     """
     import jax
 
@@ -205,32 +264,14 @@ def run(n_sims: int = 100, seed: int = 0, settings: dict | None = None, thin: in
     t0 = time.perf_counter()
     sims = prior_sweeps(n_sims, seed)
     config = {"n_sims": n_sims, "seed": seed, "settings": settings, "thin": thin, "model": fit_defaults()}
-    records = {}
-    if checkpoint is not None and Path(checkpoint).exists():
-        lines = Path(checkpoint).read_text().splitlines()
-        if lines and json.loads(lines[0]) == config:
-            for line in lines[1:]:
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:  # a line cut short when the run was killed
-                    continue
-                records[r["i"]] = r
-    if checkpoint is not None and not records:
-        Path(checkpoint).write_text(json.dumps(config) + "\n")
-    for i in range(n_sims):
-        if i in records:
-            continue
-        records[i] = fit_one(i, sims, seed, settings, thin)
-        # every bd.fit compiles new executables that JAX keeps, ~1,350 memory maps each: a process
-        # reaches the kernel's limit of 65,530 (vm.max_map_count) after ~45 fits and dies
-        jax.clear_caches()
-        gc.collect()
-        if checkpoint is not None:
-            with open(checkpoint, "a") as fh:
-                fh.write(json.dumps(records[i]) + "\n")
-        if progress and ((i + 1) % 10 == 0 or i + 1 == n_sims):
-            print(f"  sbc: {i + 1}/{n_sims} fits, {time.perf_counter() - t0:.0f} s", flush=True)
-    recs = [records[i] for i in range(n_sims)]
+    posts, batched_s = fit_all(sims, seed, settings, batch_size)  # compilation included (first call here)
+    if progress:
+        print(f"  sbc: {n_sims} fits by bd.fit_many in {batched_s:.0f} s", flush=True)
+    recs = [record(i, post, sims, seed, thin) for i, post in enumerate(posts)]
+    del posts
+    base = baseline_sequential(sims, seed, settings, baseline_fits) if baseline_fits else {}
+    if progress and base:
+        print(f"  sbc baseline: {base}", flush=True)
     n_ranks = recs[0]["n_ranks"]
     params = {}
     for p in sims["params"]:
@@ -248,10 +289,14 @@ def run(n_sims: int = 100, seed: int = 0, settings: dict | None = None, thin: in
         "failed_review": [r["i"] for r in recs if r["failed"]],
         "failed_checks": {c: sum(c in r["failed"] for r in recs) for c in sorted({c for r in recs for c in r["failed"]})},
         "divergent_fits": [r["i"] for r in recs if r["divergences"]],
-        "fit_s_median": float(np.median([r["fit_s"] for r in recs])),
-        "fit_s_total": float(np.sum([r["fit_s"] for r in recs])), "wall_s": time.perf_counter() - t0,
+        "batched_s": batched_s, "batch_size": batch_size, "backend": jax.default_backend(),
+        "baseline": base, "wall_s": time.perf_counter() - t0,
         "params": params, "sims": recs,
     }
+    if base.get("mean_s"):
+        res["baseline_s"] = base["mean_s"] * n_sims
+        res["speedup"] = res["baseline_s"] / batched_s
+        res["targets"] = {">= 5x faster than sequential bd.fit calls of the code before": res["speedup"] >= 5}
     if figure is not None:
         res["figure"] = str(plot(res, figure))
     return res
@@ -328,7 +373,20 @@ def markdown(res: dict) -> str:
     checks = ", ".join(f"{k} {v}" for k, v in res.get("failed_checks", {}).items())
     lines += ["", f"Fits that failed their review: {len(res['failed_review'])}"
               + (f" (by check: {checks})" if checks else "") + "; fits with divergences: "
-              f"{len(res['divergent_fits'])}; median fit {res['fit_s_median']:.1f} s, all fits "
-              f"{res.get('fit_s_total', res['wall_s']):.0f} s. "
-              f"Rank histograms: `{Path(res.get('figure', 'benchmarks/sbc_ranks.png')).name}`."]
+              f"{len(res['divergent_fits'])}. Rank histograms: "
+              f"`{Path(res.get('figure', 'benchmarks/sbc_ranks.png')).name}`.", ""]
+    if "batched_s" in res:
+        b = res.get("baseline", {})
+        lines += ["| how the sweeps were fitted | wall (s) |", "|---|---:|",
+                  f"| `bd.fit_many`, {res['n_sims']} sweeps, batches of "
+                  f"{res['batch_size'] or 'the default size'} ({res.get('backend', 'cpu')}, compilation included) | "
+                  f"{res['batched_s']:.0f} |"]
+        if b.get("mean_s"):
+            lines.append(f"| {res['n_sims']} sequential `bd.fit` calls of the code before (commit {b['commit']}): "
+                         f"{b['n']} measured in this run, mean {b['mean_s']:.1f} s, x {res['n_sims']} | "
+                         f"{res['baseline_s']:.0f} |")
+            lines += ["", f"Speed-up {res['speedup']:.1f}x (target >= 5x: "
+                      f"{'met' if res['speedup'] >= 5 else '**missed**'})."]
+        elif b.get("error"):
+            lines += ["", f"Baseline not measured: {b['error']}"]
     return "\n".join(lines) + "\n"

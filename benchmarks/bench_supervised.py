@@ -1,16 +1,21 @@
 """Benchmark: Bayesian Chinchilla fit against grid + bootstrap (issue 2).
 
 The 240 Chinchilla points Epoch AI used (five highest-loss runs dropped),
-4 chains x 1000 draws after 1000 warmup, timed twice in fresh processes:
-*cold* (empty JAX compilation cache: includes XLA compilation) and *warm*
-(the cache a user has from the second fit on). Side by side, in the same run,
+4 chains x 1000 draws after 1000 warmup, every default of ``bd.fit`` (so the
+inner leave-last-level-out fit that learns ``kappa`` is included): *cold* (new
+process, empty JAX compilation cache), *warm* (the same fit again in that
+process: the compiled sampler is reused), a fit of another sweep of similar
+size in that process, and a new process with the persistent cache warm. Side by side, in the same run,
 the method people use today (``benchmarks/baseline.py``): Huber loss on log
 residuals, L-BFGS-B from the 4,500-start grid, then 4,000 bootstrap refits,
 twice: as published (Epoch AI's notebook: finite-difference gradients, SciPy's
 default tolerances) and our faster version of it (analytic gradient, tight
 tolerances). The issue quoted ~1,000 s (grid) + ~80 s (bootstrap) for the
-recipe on this machine; both versions measure far faster here, and the
-speed-up targets are reported against the measured times, not the quote.
+recipe on this machine; both versions measure far faster here (44 s + 11 s as published), and
+issue 13 restated the targets against the measured times: warm (the sampler compiled earlier
+in the process) <= 4 s and >= 13x faster than the published recipe; cold (new process, empty
+caches) <= 12 s; a second sweep of similar size compiles nothing and takes no longer than the
+first fit's sampling.
 """
 
 from __future__ import annotations
@@ -27,22 +32,44 @@ NAMES = ("E", "A", "B", "alpha", "beta", "a")
 _CHILD = r"""
 import json, sys, time, warnings
 t0 = time.perf_counter()
+import numpy as np
 import bayesdistill as bd
 from bayesdistill.data.datasets import load_chinchilla_points
 sweep = bd.read_sweep(load_chinchilla_points())
+other = bd.read_sweep(load_chinchilla_points(drop_highest=20))  # another sweep, same bucket of runs
 t1 = time.perf_counter()
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", bd.FitWarning)
-    post = bd.fit(sweep, law="chinchilla", chains=4, draws=1000, warmup=1000, seed=0, progress_bar=False)
-t2 = time.perf_counter()
+SETTINGS = dict(chains=4, draws=1000, warmup=1000, progress_bar=False)
+
+def timed(sw, seed, **kw):
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bd.FitWarning)
+        post = bd.fit(sw, law="chinchilla", seed=seed, **SETTINGS, **kw)
+    return post, time.perf_counter() - t
+
+def info(post, wall):
+    r = post.review()
+    return {"wall_s": wall, "sampler_s": post.config["seconds"], "compiled": post.config["compiled"],
+            "inner_s": post.config.get("kappa", {}).get("inner_seconds", 0.0), "ok": r.ok,
+            "checks": {c.name: c.value for c in r.checks}}
+
+out = {"import_s": t1 - t0}
+post, wall = timed(sweep, 0)
+out["first"] = info(post, wall)
+first_E = post.draws()["E"]
+post, wall = timed(sweep, 0)  # the same fit again: no compilation, the same draws
+out["again"] = info(post, wall)
+out["again"]["same_draws"] = bool(np.array_equal(post.draws()["E"], first_E))
 d = post.draws()
 d["a"] = d["beta"] / (d["alpha"] + d["beta"])
-r = post.review()
-checks = {c.name: c.value for c in r.checks}
-out = {"import_s": t1 - t0, "fit_s": t2 - t1, "ok": r.ok, "checks": checks,
-       "intervals": {k: [float(np.quantile(d[k], 0.05)), float(np.quantile(d[k], 0.5)), float(np.quantile(d[k], 0.95))] for k in %r}}
+out["intervals"] = {k: [float(np.quantile(d[k], q)) for q in (0.05, 0.5, 0.95)] for k in NAMES_HERE}
+post, wall = timed(other, 1)
+out["other"] = info(post, wall)
+out["other"]["runs"] = len(other.df)
+post, wall = timed(sweep, 0, discrepancy="distance")  # the same sampler without the inner kappa fit
+out["distance"] = info(post, wall)
 print("RESULT" + json.dumps(out))
-""".replace("import json, sys", "import numpy as np, json, sys") % (NAMES,)
+""".replace("NAMES_HERE", repr(NAMES))
 
 
 def _fit_in_subprocess(cache_dir: str) -> dict:
@@ -58,21 +85,27 @@ def run(n_boot: int = 4000) -> dict:
     from benchmarks.baseline import run_baseline
 
     with tempfile.TemporaryDirectory() as cache:
-        cold = _fit_in_subprocess(cache)
-        warm = _fit_in_subprocess(cache)
+        child = _fit_in_subprocess(cache)  # empty caches: the first fit is cold
+        second_process = _fit_in_subprocess(cache)  # a new process with the persistent cache warm
     t = time.perf_counter()
     base = run_baseline(n_boot=n_boot, grid=True, seed=0)
     base_wall = time.perf_counter() - t
     t = time.perf_counter()
     pub = run_baseline(n_boot=n_boot, grid=True, seed=0, published=True)
     pub_wall = time.perf_counter() - t
+    warm = child["again"]
     ess = warm["checks"]["min ESS bulk"]
     res = {
-        "posterior_cold_s": cold["fit_s"],
-        "posterior_warm_s": warm["fit_s"],
+        "import_s": child["import_s"],
+        "posterior_cold_s": child["first"]["wall_s"],
+        "posterior_warm_s": warm["wall_s"],
+        "posterior_new_process_warm_cache_s": second_process["first"]["wall_s"],
+        "posterior_warm_distance_s": child["distance"]["wall_s"],
+        "sampler_s": warm["sampler_s"], "inner_s": warm["inner_s"],
+        "other_sweep": child["other"],
         "ess_bulk_min": ess,
-        "ess_per_s_cold": ess / cold["fit_s"],
-        "ess_per_s_warm": ess / warm["fit_s"],
+        "ess_per_s_cold": ess / child["first"]["wall_s"],
+        "ess_per_s_warm": ess / warm["wall_s"],
         "max_rhat": warm["checks"]["max R-hat"],
         "divergences": warm["checks"]["divergences"],
         "review_ok": warm["ok"],
@@ -84,7 +117,7 @@ def run(n_boot: int = 4000) -> dict:
         "published_total_s": pub_wall,
         "published_point": {k: pub["point"][k] for k in NAMES},
         "n_boot": n_boot,
-        "posterior_intervals": warm["intervals"],
+        "posterior_intervals": child["intervals"],
         "bootstrap_intervals": {k: list(base["intervals"][k]) for k in NAMES},
         "baseline_point": {k: base["point"][k] for k in NAMES},
     }
@@ -94,11 +127,13 @@ def run(n_boot: int = 4000) -> dict:
         res[f"speedup_vs_bootstrap_{tag}"] = base["bootstrap_seconds"] / s
         res[f"speedup_vs_published_{tag}"] = pub_wall / s
         res[f"speedup_vs_published_bootstrap_{tag}"] = pub["bootstrap_seconds"] / s
+    other = child["other"]
     res["targets"] = {
-        "posterior <= 10 s (warm cache)": res["posterior_warm_s"] <= 10,
-        "posterior <= 10 s (cold, incl. compilation)": res["posterior_cold_s"] <= 10,
-        ">= 50x faster than grid + bootstrap as published (cold)": res["speedup_vs_published_cold"] >= 50,
-        ">= 5x faster than the published bootstrap alone (cold)": res["speedup_vs_published_bootstrap_cold"] >= 5,
+        "warm posterior <= 4 s": res["posterior_warm_s"] <= 4,
+        ">= 13x faster than grid + bootstrap as published (warm)": res["speedup_vs_published_warm"] >= 13,
+        "cold posterior (empty caches, new process) <= 12 s": res["posterior_cold_s"] <= 12,
+        "second fit of another sweep: no compilation": not other["compiled"],
+        "second fit of another sweep: wall <= sampling time of the first": other["wall_s"] <= warm["sampler_s"],
         "max R-hat <= 1.01": res["max_rhat"] <= 1.01,
         "min ESS bulk >= 1000": ess >= 1000,
         "zero divergences": res["divergences"] == 0,
@@ -107,13 +142,23 @@ def run(n_boot: int = 4000) -> dict:
 
 
 def markdown(res: dict) -> str:
+    other = res["other_sweep"]
     lines = [
         "### Chinchilla fit (240 points): NUTS posterior vs grid + bootstrap",
         "",
         "| method | wall time (s) | min ESS bulk / s |",
         "|---|---:|---:|",
-        f"| bayesdistill NUTS, 4x1000 draws, cold (incl. XLA compilation) | {res['posterior_cold_s']:.1f} | {res['ess_per_s_cold']:.0f} |",
-        f"| bayesdistill NUTS, 4x1000 draws, warm compilation cache | {res['posterior_warm_s']:.1f} | {res['ess_per_s_warm']:.0f} |",
+        f"| bayesdistill, 4x1000 draws, cold: new process, empty caches (incl. tracing and XLA compilation) | "
+        f"{res['posterior_cold_s']:.1f} | {res['ess_per_s_cold']:.0f} |",
+        f"| bayesdistill, 4x1000 draws, warm: the sampler compiled earlier in the process | "
+        f"{res['posterior_warm_s']:.1f} | {res['ess_per_s_warm']:.0f} |",
+        f"| of which the sampler / the inner leave-last-level-out fit for kappa | {res['sampler_s']:.1f} / "
+        f"{res['inner_s']:.1f} | |",
+        f"| bayesdistill, warm, `discrepancy=\"distance\"` (no inner fit) | {res['posterior_warm_distance_s']:.1f} | |",
+        f"| bayesdistill, new process, warm persistent cache (tracing, no compilation) | "
+        f"{res['posterior_new_process_warm_cache_s']:.1f} | |",
+        f"| bayesdistill, another sweep ({other['runs']} runs) after the first, same process | "
+        f"{other['wall_s']:.1f} | |",
         f"| L-BFGS-B from 4,500-start grid | {res['grid_s']:.1f} | |",
         f"| {res['n_boot']:,} bootstrap refits | {res['bootstrap_s']:.1f} | |",
         f"| grid + bootstrap total | {res['baseline_total_s']:.1f} | |",
@@ -123,9 +168,10 @@ def markdown(res: dict) -> str:
         "",
         f"Speed-up (warm / cold): {res['speedup_vs_published_warm']:.1f}x / {res['speedup_vs_published_cold']:.1f}x "
         f"vs grid + bootstrap as published, {res['speedup_vs_grid_bootstrap_warm']:.1f}x / "
-        f"{res['speedup_vs_grid_bootstrap_cold']:.1f}x vs our faster version; "
-        f"{res['speedup_vs_bootstrap_warm']:.1f}x / {res['speedup_vs_bootstrap_cold']:.1f}x vs its bootstrap alone. "
-        f"max R-hat {res['max_rhat']:.4f}, min ESS bulk {res['ess_bulk_min']:.0f}, divergences {res['divergences']:.0f}.",
+        f"{res['speedup_vs_grid_bootstrap_cold']:.1f}x vs our faster version. Import of bayesdistill: "
+        f"{res['import_s']:.1f} s (not counted). max R-hat {res['max_rhat']:.4f}, min ESS bulk "
+        f"{res['ess_bulk_min']:.0f}, divergences {res['divergences']:.0f}; the other sweep compiled "
+        f"{'a sampler' if other['compiled'] else 'nothing'}.",
         "",
         "| coefficient | posterior median (90% interval) | bootstrap point (90% interval) |",
         "|---|---|---|",
@@ -137,9 +183,3 @@ def markdown(res: dict) -> str:
     lines += ["", "| target | met |", "|---|---|"]
     lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in res["targets"].items()]
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    out = run()
-    print(markdown(out))
-    print(json.dumps(out, indent=1, default=float))

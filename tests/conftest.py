@@ -158,15 +158,29 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(module))
 
 
+#: memory maps of a worker above which the compiled code is dropped after a test module
+MAP_LIMIT = 30_000
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_code():
-    """Drop JAX's in-memory compiled programs after each test module.
+    """Drop JAX's in-memory compiled programs after a test module if the worker maps too much.
 
-    Every compilation keeps its code mapped in the process; one worker running hundreds of fits
-    would reach the kernel's memory-map limit (``vm.max_map_count``, 65530 here). Later modules
-    reload what they need from the persistent compilation cache.
+    Every compilation keeps its code mapped in the process, and the kernel's memory-map limit
+    (``vm.max_map_count``, 65530 here) ends a process that reaches it. The samplers are compiled
+    once and kept (at most ``engine.MAX_PROGRAMS``), so most modules reuse those of the modules
+    before them; the other compiled array code is dropped only above ``MAP_LIMIT`` maps.
     """
     yield
-    import jax
+    try:
+        with open("/proc/self/maps") as f:
+            n = sum(1 for _ in f)
+    except OSError:
+        return
+    if n > MAP_LIMIT:
+        import jax
 
-    jax.clear_caches()
+        from bayesdistill.inference import engine
+
+        engine.clear_programs()
+        jax.clear_caches()

@@ -37,7 +37,7 @@ from numpyro.infer.util import log_likelihood
 #: the smallest bucket of runs; sweeps up to this many runs share one sampler
 MIN_BUCKET = 16
 #: samplers kept per process (least recently used dropped)
-MAX_PROGRAMS = 24
+MAX_PROGRAMS = 16
 #: sample statistics recorded per draw (names as arviz's ``sample_stats``)
 STATS = ("diverging", "energy", "n_steps")
 

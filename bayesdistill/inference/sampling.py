@@ -327,8 +327,10 @@ def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
         model = make_model(law, pri, noise, discrepancy)
     # the joint model is built for the number of distinct teachers (codes 0 .. n-1)
     n_teachers = int(np.max(np.asarray(args[1]["teacher"]))) + 1 if isinstance(law, DistillationLaw) else 0
+    # "compute" fits the "distance" model (kappa is learnt outside it): the two share a sampler
     key = fingerprint(type(law).__module__, type(law).__qualname__, law.spec(),
-                      {k: v.to_dict() for k, v in pri.items()}, noise, discrepancy, teacher_noise, n_teachers)
+                      {k: v.to_dict() for k, v in pri.items() if k != "kappa"}, noise,
+                      "distance" if discrepancy == "compute" else discrepancy, teacher_noise, n_teachers)
     sizes = {k: int(np.shape(kwargs[k])[0]) for k in ("log_loss", "log_loss_student") if k in kwargs}
     return ModelInputs(pri, model, args, kwargs, centre, constant, dims, noise, key, sizes)
 
