@@ -104,6 +104,8 @@ def fit(
     teacher: str = "measured",
     teacher_noise: float = 0.0,
     discrepancy: str = "compute",
+    groups: str | None = None,
+    pool="exponents",
 ) -> Posterior:
     """Fit a scaling law to a sweep with NUTS.
 
@@ -154,12 +156,24 @@ def fit(
         fit; see :mod:`bayesdistill.model`); for a distillation law it is
         ``"distance"``. ``"none"``: one constant noise scale, which is
         overconfident when extrapolating (see ``benchmarks/bench_isoflop.py``).
+    groups : str, optional
+        A column of the sweep (e.g. ``"dataset"``): one joint, hierarchical posterior over its groups
+        (supervised laws; ``discrepancy="distance"`` or ``"none"``); ``post.group(name)`` is each
+        group's ordinary Posterior. ``law`` may then map group -> law (all the same law).
+        See :mod:`bayesdistill.inference.pooling`.
+    pool : {"exponents", "all", "none"} or list of str
+        With ``groups``: the coefficients drawn around a population value (half-normal prior on
+        their between-group sd, site ``{name}_sd``); the others are free per group.
 
     Returns
     -------
     Posterior
     """
     sweep = read_sweep(sweep)
+    if groups is not None:
+        from .pooling import group_law, pool_config, pooled_inputs
+
+        law = group_law(law, sweep, groups)
     law = get_law(law)
     joint = isinstance(law, DistillationLaw)
     if target_accept is None:
@@ -167,8 +181,9 @@ def fit(
     settings = _check_settings(chains, draws, warmup, seed, target_accept, chain_method, priors)
     chains, draws, warmup, seed, target_accept = (settings[k] for k in ("chains", "draws", "warmup", "seed",
                                                                          "target_accept"))
-    pri, model, args, kwargs, centre, constant, dims = model_inputs(sweep, law, priors, noise, teacher,
-                                                                    teacher_noise, discrepancy)
+    inputs = (model_inputs(sweep, law, priors, noise, teacher, teacher_noise, discrepancy) if groups is None
+              else pooled_inputs(sweep, law, groups, pool, priors, noise, discrepancy))
+    pri, model, args, kwargs, centre, constant, dims = inputs
     n_runs = len(sweep.supervised) + (len(sweep.distillation) if joint else 0)
     method, method_label = resolve_chain_method(chain_method, chains, n_runs * (warmup + draws))
     learn_kappa = discrepancy == "compute" and not joint
@@ -198,6 +213,8 @@ def fit(
               "target_accept": target_accept, "dense_mass": dense_mass, "seconds": seconds,
               "source": sweep.source, "teacher": teacher, "teacher_noise": teacher_noise,
               "discrepancy": discrepancy, "chain_method": method_label}
+    if groups is not None:
+        config["groups"] = pool_config(inputs, law, groups, pool)
     centre = {**centre, "log10_c_max": _log10_c_max(sweep.supervised)}
     if learn_kappa:
         kappa, config["kappa"] = _learn_kappa(sweep.supervised, law, pri, noise, args, kwargs, run_nuts, seed,
