@@ -10,7 +10,7 @@ import numpy as np
 import numpyro
 import pandas as pd
 import pytest
-from conftest import CHINCHILLA_TRUTH, DECENT, FAST, synthetic_sweep
+from conftest import CHINCHILLA_TRUTH, CONVERGED, FAST, synthetic_sweep
 from numpyro.infer.util import log_density
 
 import bayesdistill as bd
@@ -173,8 +173,9 @@ def test_other_grouped_errors(sweep):
 
 @pytest.mark.slow
 def test_recovers_group_truths():
-    """Every group's coefficients inside their 90% intervals, exponents pooled, at DECENT settings."""
-    post = bd.fit(grouped_sweep(seed=10), "chinchilla", groups="recipe", seed=3, **GROUPED, **DECENT)
+    """Every group's coefficients inside their 90% intervals, exponents pooled (4 x 1000 draws: the
+    between-group sds mix slowly, bulk ESS ~15-25% of the draws, so 2 x 500 misses the review)."""
+    post = bd.fit(grouped_sweep(seed=10), "chinchilla", groups="recipe", seed=3, **GROUPED, **CONVERGED)
     assert post.review().ok
     for g, truth in GROUP_TRUTHS.items():
         s = post.group(g).summary()

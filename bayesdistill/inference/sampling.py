@@ -124,7 +124,9 @@ def fit(
     target_accept : float, optional
         NUTS target acceptance probability (raise it if divergences appear).
         Default 0.9 for supervised laws and 0.99 for distillation laws, whose
-        broken power law and weakly identified data term need small steps.
+        broken power law and weakly identified data term need small steps, and
+        for grouped fits (their between-group spreads; 0.9 and 0.95 left 9 and 3
+        divergences per 4,000 draws on a synthetic three-group sweep, 0.99 none).
     dense_mass : bool
         Adapt a dense mass matrix (cheap for these few parameters).
     chain_method : {"auto", "vectorized", "sequential", "parallel"}
@@ -177,7 +179,7 @@ def fit(
     law = get_law(law)
     joint = isinstance(law, DistillationLaw)
     if target_accept is None:
-        target_accept = 0.99 if joint else 0.9
+        target_accept = 0.99 if joint or groups is not None else 0.9
     settings = _check_settings(chains, draws, warmup, seed, target_accept, chain_method, priors)
     chains, draws, warmup, seed, target_accept = (settings[k] for k in ("chains", "draws", "warmup", "seed",
                                                                          "target_accept"))
