@@ -181,3 +181,15 @@ def test_recovers_group_truths():
         s = post.group(g).summary()
         for k, v in truth.items():
             assert s.loc[k, "q05"] < v < s.loc[k, "q95"], (g, k, v, s.loc[k, ["q05", "q95"]].tolist())
+
+
+def test_recipe_comparison_between_groups(post):
+    """"better" has a lower E and size term than "base": it needs less compute at every budget."""
+    warnings.simplefilter("ignore", bd.FitWarning)  # the FAST fit may fail its review
+    res = bd.compare_recipes("base", "better", posterior=post, budgets=[1e20, 1e22])
+    assert (res.a, res.b) == ("base", "better")
+    assert np.all(res.table["q05"] > 1) and np.all(res.table["p_b_beats_a"] > 0.95)
+    worse = bd.compare_recipes("base", "worse", posterior=post, budgets=[1e20, 1e22])
+    assert np.all(worse.table["q95"] < 1) and np.all(worse.table["p_b_beats_a"] < 0.05)
+    with pytest.raises(InputError, match="no group 'nope'"):
+        bd.compare_recipes("base", "nope", posterior=post)
