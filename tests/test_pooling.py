@@ -193,3 +193,32 @@ def test_recipe_comparison_between_groups(post):
     assert np.all(worse.table["q95"] < 1) and np.all(worse.table["p_b_beats_a"] < 0.05)
     with pytest.raises(InputError, match="no group 'nope'"):
         bd.compare_recipes("base", "nope", posterior=post)
+
+
+def test_cli_recipes_and_group_option(post, tmp_path, capsys):
+    import json
+
+    from bayesdistill.cli.app import main
+
+    path = str(post.save(tmp_path / "grouped.nc"))
+    assert main(["recipes", path, "base", "better", "--budget", "1e20", "1e22", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["a"] == "base" and out["b"] == "better" and len(out["table"]) == 2
+    assert out["table"][0]["multiplier"] > 1 and out["crossovers"] == []
+    assert main(["recipes", path, "base", "better", "--budget", "1e21"]) == 0
+    assert "compute multiplier" in capsys.readouterr().out
+    assert main(["predict", path, "--group", "worse", "--N", "1e9", "--D", "2e10", "--json"]) == 0
+    assert main(["recipes", path, "base", "nope"]) == 2
+    assert "no group 'nope'" in capsys.readouterr().err
+    assert main(["summary", path, "--group", "x"]) == 2
+
+
+def test_plot_recipes(post):
+    from matplotlib.figure import Figure
+
+    warnings.simplefilter("ignore", bd.FitWarning)
+    res = bd.compare_recipes("base", "worse", posterior=post, budgets=np.logspace(19, 23, 5))
+    fig = bd.plots.plot_recipes(res)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    with pytest.raises(bd.BayesDistillError, match="compare_recipes"):
+        bd.plots.plot_recipes(post)

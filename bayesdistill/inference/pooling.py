@@ -39,6 +39,7 @@ from ..errors import BayesDistillError, InputError, LawError, SweepError
 from ..laws.base import Law, get_law
 from ..laws.distillation import DistillationLaw
 from ..laws.priors import Prior
+from .inputs import ModelInputs
 from .model import check_discrepancy, distance_geometry, log10_6nd, resolve_priors, scale_site
 
 POOL_KINDS = ("exponents", "all", "none")
@@ -239,8 +240,6 @@ def pooled_inputs(sweep, law, groups: str, pool="exponents", priors=None, noise=
                   discrepancy="distance"):
     """The pooled model and its arguments: the same :class:`~bayesdistill.inference.sampling.ModelInputs`
     as :func:`bayesdistill.inference.sampling.model_inputs`, for ``bd.fit(..., groups=...)``."""
-    from .sampling import ModelInputs
-
     sweep = read_sweep(sweep)
     if discrepancy == "compute":
         raise BayesDistillError("discrepancy='compute' (the default of bd.fit) is not supported for grouped fits "
@@ -304,8 +303,6 @@ def group_view(post, name: str):
     """
     import arviz as az
 
-    from .posterior import Posterior
-
     names, info = post.group_names, post.config["groups"]
     if name not in names:
         raise InputError(f"no group {name!r} in this fit (column {info['column']!r}); its groups: {names}")
@@ -325,4 +322,4 @@ def group_view(post, name: str):
     config = {k: v for k, v in post.config.items() if k != "groups"}
     config["group"] = {"column": info["column"], "name": name, "pool": info["pool"], "of": names}
     priors = {k: v for k, v in post.priors.items() if not k.endswith("_sd")}
-    return Posterior(az.InferenceData(**parts), post.law, priors, post.noise, centre, config)
+    return type(post)(az.InferenceData(**parts), post.law, priors, post.noise, centre, config)

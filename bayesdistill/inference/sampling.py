@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
 
 import arviz as az
 import jax
@@ -17,6 +16,7 @@ from ..errors import BayesDistillError, SweepError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
 from ..runtime import enable_compilation_cache
+from .inputs import ModelInputs
 from .model import distance_geometry, log10_6nd, make_joint_model, make_model, resolve_priors
 from .posterior import Posterior
 from .review import warn_if_failed
@@ -226,18 +226,6 @@ def fit(
     if review:
         warn_if_failed(post.review())
     return post
-
-
-class ModelInputs(NamedTuple):
-    """Everything :func:`fit` hands to NUTS: ``model(*args, **kwargs)`` is the model with its data."""
-
-    priors: dict
-    model: object
-    args: tuple
-    kwargs: dict
-    centre: dict
-    constant: dict
-    dims: dict
 
 
 def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
