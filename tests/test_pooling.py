@@ -10,7 +10,7 @@ import numpy as np
 import numpyro
 import pandas as pd
 import pytest
-from conftest import CHINCHILLA_TRUTH, CONVERGED, FAST, synthetic_sweep
+from conftest import CHINCHILLA_TRUTH, CONVERGED, DECENT, FAST, synthetic_sweep
 from numpyro.infer.util import log_density
 
 import bayesdistill as bd
@@ -222,3 +222,26 @@ def test_plot_recipes(post):
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     with pytest.raises(bd.BayesDistillError, match="compare_recipes"):
         bd.plots.plot_recipes(post)
+
+
+def test_compare_variants_of_a_grouped_fit():
+    from bayesdistill.inference.comparison import _variants
+
+    vs = _variants([{"law": "chinchilla", "pool": "exponents"}, {"law": "chinchilla", "pool": "none"}],
+                   "student_t", None, "distance", groups="recipe")
+    assert [v["label"] for v in vs] == ["chinchilla/pool=exponents", "chinchilla/pool=none"]
+    assert "alpha_sd" in vs[0]["priors"] and not any(k.endswith("_sd") for k in vs[1]["priors"])
+    with pytest.raises(bd.LawError, match="needs groups="):
+        _variants([{"law": "chinchilla", "pool": "all"}], "student_t", None, "distance")
+
+
+@pytest.mark.slow
+def test_compare_pooled_against_separate_coefficients():
+    """The groups share their exponents: the evidence prefers pooling them (synthetic truth)."""
+    table = bd.compare(grouped_sweep(), [{"law": "chinchilla", "pool": "exponents"},
+                                         {"law": "chinchilla", "pool": "none"}],
+                       groups="recipe", smc=False, prior_sensitivity=False, seed=1, **DECENT)
+    assert list(table.index) == ["chinchilla/pool=exponents", "chinchilla/pool=none"]
+    assert table.loc["chinchilla/pool=exponents", "log_bf"] == 0.0
+    assert table.loc["chinchilla/pool=none", "log_bf"] < -1.0
+    assert np.all(np.isfinite(table[["elpd_loo", "extrap_lpd"]].to_numpy()))
