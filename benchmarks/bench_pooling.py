@@ -46,8 +46,9 @@ def _fit(*args, **kwargs):
 
 def _review(post) -> dict:
     rev = post.review()
-    return {"review_ok": rev.ok, "review_failed": [c.name for c in rev.failed],
-            "divergences": int(next(c.value for c in rev.checks if c.name == "divergences"))}
+    value = {c.name: float(c.value) for c in rev.checks}
+    return {"review_ok": rev.ok, "review_failed": [c.name for c in rev.failed], "max_rhat": value["max R-hat"],
+            "min_ess_bulk": value["min ESS bulk"], "divergences": int(value["divergences"])}
 
 
 def ordering(preds: dict, tests: dict) -> dict:
@@ -129,6 +130,9 @@ def markdown(res: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for kind, v in res["variants"].items():
         failed = sorted({c for r in v["reviews"].values() for c in r["review_failed"]})
+        if failed and "max_rhat" in next(iter(v["reviews"].values())):
+            failed = [f"max R-hat {max(r['max_rhat'] for r in v['reviews'].values()):.3f}, min ESS bulk "
+                      f"{min(r['min_ess_bulk'] for r in v['reviews'].values()):.0f}"]
         if not np.isfinite(v["median_rel_width90"]):  # NaN predictive quantiles: coverage means nothing
             lines.append(f"| {kind} | {v['n']} | n/a | n/a | {v['median_rel_error']:.2%} | NaN | n/a | "
                          f"{v['order_right']}/{v['configs']} | {v['pairs_right']:.2f} | failed: "

@@ -211,6 +211,11 @@ def test_cli_recipes_and_group_option(post, tmp_path, capsys):
     assert main(["recipes", path, "base", "nope"]) == 2
     assert "no group 'nope'" in capsys.readouterr().err
     assert main(["summary", path, "--group", "x"]) == 2
+    capsys.readouterr()
+    assert main(["summary", path]) == 0
+    assert "alpha[worse]" in capsys.readouterr().out
+    assert main(["report", path, "--group", "better", "--out", str(tmp_path / "report"), "--accounting", "6ND"]) == 0
+    assert "better" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_plot_recipes(post):
