@@ -50,7 +50,8 @@ def test_grouped_fit_has_one_posterior_per_group(post):
     assert post.group_names == ["base", "better", "worse"]
     assert post.config["groups"] == {"column": "recipe", "names": ["base", "better", "worse"],
                                      "pool": ["alpha", "beta"]}
-    assert post.idata.posterior["E"].dims == ("chain", "draw", "group")
+    assert post.idata.posterior["E"].dims == ("chain", "draw", "sweep_group")
+    assert len(set(post.data["group"])) == len(post.data)  # the sweep's own group column survives
     assert {"alpha_sd", "beta_sd", "log_alpha_pop", "log_beta_pop", "sigma"} <= set(post.param_names)
     view = post.group("better")
     assert isinstance(view, bd.Posterior) and not view.group_names

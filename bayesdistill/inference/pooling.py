@@ -49,8 +49,8 @@ MIN_GROUP_RUNS = 3
 #: the log scale (0.1: groups' exponents typically within ~10%), a coefficient as its log term at
 #: the centre of the runs (0.3: terms within ~30%)
 SPREAD_SCALES = {"exponent": 0.1, "E": 0.1, "coefficient": 0.3}
-#: names of the group-level sites of the pooled model, by coefficient
-GROUP_DIM = "group"
+#: the dimension of per-group values in the InferenceData ("group" is the sweep's column of runs of one training run)
+GROUP_DIM = "sweep_group"
 
 
 class Column(NamedTuple):

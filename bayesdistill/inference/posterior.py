@@ -142,7 +142,7 @@ class Posterior:
         """Flattened draws (chain-major) of the named parameters (default: all)."""
         post = self.idata.posterior
         names = names or self.param_names
-        per_group = [n for n in names if "group" in post[n].dims]
+        per_group = [n for n in names if self.group_names and post[n].ndim > 2]
         if per_group:
             raise BayesDistillError(f"this is a grouped fit over {self.group_names} (column "
                                     f"{self.config['groups']['column']!r}): {per_group} differ by group; ask one "
