@@ -14,7 +14,15 @@ import_arviz_quietly()  # before any module imports arviz: no date-dependent ban
 
 from .allocation import allocate, best_teacher, choose_teacher, compute_optimal, optimal  # noqa: E402
 from .data import Sweep, paper_sweep, read_sweep, simulate_sweep  # noqa: E402
-from .decisions import Recommendation, efficiency, least_budget, recommend, value_of_information  # noqa: E402
+from .decisions import (  # noqa: E402
+    RecipeComparison,
+    Recommendation,
+    compare_recipes,
+    efficiency,
+    least_budget,
+    recommend,
+    value_of_information,
+)
 from .errors import (  # noqa: E402
     BayesDistillError,
     ExtrapolationWarning,
@@ -43,7 +51,7 @@ __all__ = [
     "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "fit_many", "get_law", "list_laws", "load",
     "read_sweep", "register_law", "__version__", "compute_optimal", "distillation_flops",
     "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep", "allocate", "optimal",
-    "Recommendation", "recommend", "compare", "best_teacher", "choose_teacher", "efficiency", "least_budget", "default_posterior", "value_of_information",
+    "Recommendation", "recommend", "compare", "best_teacher", "choose_teacher", "efficiency", "least_budget", "RecipeComparison", "compare_recipes", "default_posterior", "value_of_information",
 ]
 
 

@@ -22,6 +22,7 @@ BENCHES = {
     "compare": "benchmarks.bench_compare",
     "sbc": "benchmarks.bench_sbc",
     "isoflop": "benchmarks.bench_isoflop",
+    "pooling": "benchmarks.bench_pooling",
 }
 
 

@@ -26,6 +26,7 @@ NOTEBOOKS = [
     "03_distillation.ipynb",
     "04_budget_planning.ipynb",
     "05_comparing_laws.ipynb",
+    "06_comparing_recipes.ipynb",
 ]
 MAX_BYTES = 1_000_000
 CELL_TIMEOUT = 600  # seconds

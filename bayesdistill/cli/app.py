@@ -1,4 +1,4 @@
-"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | recommend | compare | report | demo | datasets | replica``.
+"""Command-line interface: ``bayesdistill fit | summary | predict | optimal | recommend | compare | recipes | report | demo | datasets | replica``.
 
 Every subcommand takes ``--json`` to print one machine-readable JSON object
 on stdout instead of tables. Errors print one line ``error: ...`` on stderr
@@ -28,6 +28,7 @@ from .common import (
 )
 from .comparison import add_compare_parser
 from .decide import add_optimal_options, add_parsers
+from .recipes import add_recipes_parser
 from .replica import add_replica_parser
 
 EXIT_ERROR, EXIT_REVIEW = 2, 3
@@ -84,7 +85,9 @@ def cmd_fit(args) -> int:
     progress = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
     post, messages = capturing(fit, sweep, law=args.law, noise=args.noise, chains=args.chains,
                                 draws=args.draws, warmup=args.warmup, seed=args.seed,
-                                target_accept=args.target_accept, progress_bar=progress)
+                                target_accept=args.target_accept, progress_bar=progress,
+                                **({"groups": args.groups, "pool": args.pool, "discrepancy": "distance"}
+                                   if args.groups else {}))
     path = post.save(args.out)
     if args.json:
         print_json({"posterior": str(path), **_summary_json(post), "warnings": messages})
@@ -95,7 +98,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    post = load_posterior(args.file)
+    post = load_posterior(args.file, getattr(args, "group", None))
     if args.json:
         print_json({"file": args.file, **_summary_json(post)})
     else:
@@ -128,7 +131,7 @@ def cmd_predict(args) -> int:
                                 "a single value for one of them, or --grid for every combination")
     N, other = np.broadcast_arrays(N, other)
     D = other if args.D is not None else N * other
-    post = load_posterior(args.file)
+    post = load_posterior(args.file, getattr(args, "group", None))
     with warnings.catch_warnings(record=True) as far:  # said below the table (stderr with --json)
         warnings.simplefilter("always", ExtrapolationWarning)
         p = post.predict(N, D, seed=args.seed)
@@ -166,7 +169,7 @@ def cmd_optimal(args) -> int:
         from ..errors import BayesDistillError
 
         raise BayesDistillError("give a posterior FILE (or --student-size for compute-optimal distillation)")
-    post = load_posterior(args.file)
+    post = load_posterior(args.file, getattr(args, "group", None))
     co = compute_optimal(post, args.budget, accounting=args.accounting)
     if args.json:
         print_json({"file": args.file, **co.to_dict()})
@@ -178,7 +181,7 @@ def cmd_optimal(args) -> int:
 def cmd_report(args) -> int:
     from ..report.markdown import PLOTS, write_report
 
-    post = load_posterior(args.file)
+    post = load_posterior(args.file, getattr(args, "group", None))
     path, _ = capturing(write_report, post, args.out, budget=args.budget, accounting=args.accounting)
     files = [str(path.parent / name) for name, _, _ in PLOTS]
     if args.json:
@@ -286,9 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the sampler's progress bar (default: when stderr is a terminal)")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when the fit fails its review")
+    p.add_argument("--groups", metavar="COLUMN", help="one hierarchical fit over the groups of this column "
+                   "(e.g. dataset); discrepancy 'distance' (see 'pydoc bayesdistill.inference.pooling')")
+    p.add_argument("--pool", default="exponents", help="with --groups: coefficients pooled across groups: "
+                   "exponents, all or none (default: %(default)s)")
 
     posterior = argparse.ArgumentParser(add_help=False)
     posterior.add_argument("file", metavar="FILE", help="posterior file written by 'bayesdistill fit'")
+    posterior.add_argument("--group", metavar="NAME", help="a grouped fit (fit --groups): use this group")
     budget = argparse.ArgumentParser(add_help=False)
     budget.add_argument("--accounting", choices=("paper", "6ND"), default="paper",
                         help="FLOP accounting: 'paper' = 3 F(N) D (Eq. 69) or '6ND' (default: %(default)s)")
@@ -350,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub, common)
     add_compare_parser(sub, [common])
     add_replica_parser(sub, common)
+    add_recipes_parser(sub, common)
     subparser(sub, "datasets", cmd_datasets, "list the shipped datasets (use them as DATA = shipped:NAME)",
                ["bayesdistill datasets", "bayesdistill datasets --json"], [common])
     return parser

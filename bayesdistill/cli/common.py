@@ -84,10 +84,17 @@ def read_data(spec: str, columns=None, subset=None):
     return read_sweep(spec, columns=cols)
 
 
-def load_posterior(path):
+def load_posterior(path, group=None):
+    """A saved posterior; with ``group``, that group of a grouped fit."""
     from ..inference.posterior import load
 
     post = load(path)
+    if group is not None:
+        if not post.group_names:
+            from ..errors import InputError
+
+            raise InputError(f"--group {group}: {path} is not a grouped fit (fit --groups COLUMN)")
+        post = post.group(group)
     if not post.review().ok:
         names = ", ".join(c.name for c in post.review().failed)
         warn_line(f"this posterior failed its review ({names}); its numbers are not to be trusted yet")

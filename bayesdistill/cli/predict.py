@@ -41,7 +41,7 @@ def cmd_predict_student(args) -> int:
     from ..report.markdown import fmt, fmt_interval, text_table
 
     kw = _student_arrays(args)
-    post = load_posterior(args.file)
+    post = load_posterior(args.file, getattr(args, "group", None))
     if not post.is_distillation:
         raise BayesDistillError(f"the student and teacher options (--N-S, --D-S, --N-T, --D-T, --L-T) need a "
                                 f"distillation posterior; {args.file} holds the supervised law {post.law.name!r}")

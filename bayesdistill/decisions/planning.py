@@ -7,7 +7,9 @@
   per draw, the compute (and tokens) supervised training needs to reach a
   target loss, divided by what compute-optimal distillation needs.
 
-Both work on a grid of budgets (log-spaced) and interpolate in log budget.
+Both work on a grid of budgets (log-spaced) and interpolate in log budget; :func:`efficiency`'s
+ratio is the one :func:`bayesdistill.compare_recipes` computes between two recipes
+(:func:`bayesdistill.decisions.recipes.compute_ratio`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..allocation.distillation import allocate, check_student_size
 from ..errors import BayesDistillError
 from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
+from .recipes import compute_ratio, crossing, ratio_interval
 from .recommendation import (
     candidates,
     check_scenarios,
@@ -49,25 +52,6 @@ def _check_budget_grid(budgets, student_size):
         raise BayesDistillError(f"budgets are too small to train a {student_size:.3g}-parameter student on "
                                 f"1e6 tokens ({floor:.3g} FLOPs)")
     return C
-
-
-def _crossing(logC, y, level):
-    """First log budget where increasing ``y`` (along the last axis) reaches ``level``; NaN if never."""
-    y = np.asarray(y, dtype=float)
-    ok = y >= level
-    first = np.where(ok.any(-1), ok.argmax(-1), -1)
-    out = np.full(y.shape[:-1], np.nan)
-    for idx in np.ndindex(*y.shape[:-1]):
-        j = first[idx]
-        if j < 0:
-            continue
-        if j == 0:
-            out[idx] = logC[0]
-            continue
-        y0, y1 = y[idx + (j - 1,)], y[idx + (j,)]
-        w = 0.0 if y1 == y0 else (level - y0) / (y1 - y0)
-        out[idx] = logC[j - 1] + w * (logC[j] - logC[j - 1])
-    return out
 
 
 def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("teacher_inference",
@@ -104,7 +88,7 @@ def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("tea
             L = losses_under_draws(posterior.law, theta, student_size, cand)
             prob.append(float((L <= t).mean(1).max()))
         prob = np.maximum.accumulate(prob)  # more budget never hurts: the smaller budget's plan stays possible
-        logc = _crossing(np.log(C), prob, p)
+        logc = crossing(np.log(C), prob, p)
         rows.append({"scenario": sc, "budget": float(np.exp(logc)) if np.isfinite(logc) else np.nan,
                      "reached": bool(np.isfinite(logc)), "p_at_max_budget": float(prob[-1])})
     return pd.DataFrame(rows).set_index("scenario")
@@ -142,29 +126,20 @@ def efficiency(posterior, *, target_loss, student_size, scenario="teacher_infere
     res = {sc: [allocate(posterior.law, theta, c, student_size, sc, arch) for c in C]
            for sc in (scenario, "supervised")}
     logC = np.log(C)
-    out = {}
+    loss = {sc: np.stack([r["loss"] for r in res[sc]], axis=-1) for sc in res}  # (draws, budgets)
+    c_sup, c_dis, ratio = compute_ratio(logC, loss["supervised"], loss[scenario], t)  # one path with compare_recipes
+    out = {"C_distill": c_dis, "C_supervised": c_sup}
     for tag, sc in (("distill", scenario), ("supervised", "supervised")):
-        gain = np.stack([-r["loss"] for r in res[sc]], axis=-1)       # (draws, budgets), increasing
-        gain = np.maximum.accumulate(gain, axis=-1)
-        lc = _crossing(logC, gain, -t)
         logD = np.stack([np.log(r["D_S"]) for r in res[sc]], axis=-1)
-        out[f"C_{tag}"] = np.exp(lc)
-        out[f"D_{tag}"] = np.exp([np.interp(x, logC, d) if np.isfinite(x) else np.nan for x, d in zip(lc, logD)])
-    draws = pd.DataFrame(out)
-    draws["compute_ratio"] = draws["C_supervised"] / draws["C_distill"]
+        out[f"D_{tag}"] = np.exp([np.interp(x, logC, d) if np.isfinite(x) else np.nan
+                                  for x, d in zip(np.log(out[f"C_{tag}"]), logD)])
+    draws = pd.DataFrame({k: out[k] for k in ("C_distill", "D_distill", "C_supervised", "D_supervised")})
+    draws["compute_ratio"] = ratio
     draws["token_ratio"] = draws["D_supervised"] / draws["D_distill"]
-    lo, hi = (1 - prob) / 2, (1 + prob) / 2
     rows = {}
-    for name in ("compute_ratio", "token_ratio"):
-        v = draws[name].to_numpy()
-        # a draw where supervised never reaches the target (within the grid) has an infinite ratio
-        v = np.where(np.isnan(draws["C_supervised"]) & np.isfinite(draws["C_distill"]), np.inf, v)
-        fin = v[~np.isnan(v)]
-        # "nearest" quantiles: draws that never reach the target are +inf, and interpolating
-        # between two infinite draws gives NaN
-        qs = np.quantile(fin, [0.5, lo, hi], method="nearest") if len(fin) else np.full(3, np.nan)
-        rows[name] = {"median": qs[0], f"q{lo * 100:02.0f}": qs[1], f"q{hi * 100:02.0f}": qs[2],
-                      "p_gt_1": float(np.mean(fin > 1)) if len(fin) else np.nan,
-                      "unreachable_supervised": float(np.isnan(draws["C_supervised"]).mean()),
+    for name, ref, alt in (("compute_ratio", "C_supervised", "C_distill"), ("token_ratio", "D_supervised", "D_distill")):
+        r = ratio_interval(draws[name].to_numpy(), draws[ref].to_numpy(), draws[alt].to_numpy(), prob)
+        del r["unreachable_ref"], r["unreachable_alt"]
+        rows[name] = {**r, "unreachable_supervised": float(np.isnan(draws["C_supervised"]).mean()),
                       "unreachable_distill": float(np.isnan(draws["C_distill"]).mean())}
     return pd.DataFrame(rows).T, draws

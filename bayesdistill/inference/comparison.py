@@ -63,6 +63,7 @@ from .evidence import (
 )
 from .many import fit_many
 from .model import resolve_priors
+from .pooling import pooled_inputs, pooled_priors, resolve_pool
 from .sampling import fit, model_inputs
 
 COLUMNS = ["log_z", "log_z_se", "log_bf", "p_model", "log_z_smc", "log_z_smc_se", "log_z_laplace",
@@ -73,7 +74,7 @@ COLUMNS = ["log_z", "log_z_se", "log_bf", "p_model", "log_z_smc", "log_z_smc_se"
 AGREE_Z, AGREE_NATS = 4.0, 0.2
 
 
-def _variants(laws, noise, priors, discrepancy):
+def _variants(laws, noise, priors, discrepancy, groups=None, pool="exponents"):
     if isinstance(laws, (str, dict)) or not hasattr(laws, "__iter__"):
         laws = [laws]
     out = []
@@ -83,12 +84,21 @@ def _variants(laws, noise, priors, discrepancy):
             spec["law"], spec["noise"] = spec["law"]
         if isinstance(spec["law"], str) and ":" in spec["law"]:
             spec["law"], spec["noise"] = spec["law"].split(":", 1)
-        unknown = set(spec) - {"law", "noise", "priors", "label"}
+        unknown = set(spec) - {"law", "noise", "priors", "label", "pool"}
         if unknown:
-            raise LawError(f"laws: unknown keys {sorted(unknown)} in {item!r}; use law, noise, priors, label")
+            raise LawError(f"laws: unknown keys {sorted(unknown)} in {item!r}; use law, noise, priors, label, pool")
+        if "pool" in spec and groups is None:
+            raise LawError(f"laws: {item!r} names a pool, which needs groups= (a column of the sweep)")
         law = get_law(spec["law"])
-        v = {"law": law, "noise": spec.get("noise", noise), "label": spec.get("label")}
-        v["priors"] = resolve_priors(law, v["noise"], spec.get("priors", priors), discrepancy)
+        v = {"law": law, "noise": spec.get("noise", noise), "label": spec.get("label"), "groups": groups,
+             "pool": spec.get("pool", pool)}
+        if groups is None:
+            v["priors"] = resolve_priors(law, v["noise"], spec.get("priors", priors), discrepancy)
+        else:  # the law's priors and the spreads of the pooled coefficients
+            v["priors"] = pooled_priors(law, v["noise"], spec.get("priors", priors), discrepancy,
+                                        resolve_pool(law, v["pool"]))
+            if v["label"] is None:
+                v["label"] = f"{law.name}/pool={v['pool'] if isinstance(v['pool'], str) else '+'.join(v['pool'])}"
         check_proper_priors(v["priors"], f"law {law.name!r}")
         out.append(v)
     if not out:
@@ -107,6 +117,19 @@ def _variants(laws, noise, priors, discrepancy):
                        "different runs (supervised runs only vs all runs), so their evidences and LOO "
                        "scores are not comparable")
     return out
+
+
+def _inputs(sweep, v, inputs_kw, priors=None):
+    """The model inputs of variant ``v`` (grouped or not) on ``sweep``."""
+    priors = v["priors"] if priors is None else priors
+    if v["groups"] is None:
+        return model_inputs(sweep, v["law"], priors, v["noise"], **inputs_kw)
+    return pooled_inputs(sweep, v["law"], v["groups"], v["pool"], priors, v["noise"], inputs_kw["discrepancy"])
+
+
+def _fit(sweep, v, fit_kw):
+    grouped = {} if v["groups"] is None else {"groups": v["groups"], "pool": v["pool"]}
+    return fit(sweep, v["law"], priors=v["priors"], noise=v["noise"], **grouped, **fit_kw)
 
 
 def _loglik(post) -> np.ndarray:
@@ -144,8 +167,8 @@ def _extrapolation(sweep, v, test, train, inputs_kw):
     """Log predictive density of the held-out runs from ``train``, the refit on the others (sum, se)."""
     from numpyro.infer.util import log_likelihood
 
-    full = model_inputs(sweep, v["law"], v["priors"], v["noise"], **inputs_kw)
-    args = (*full.args[:-1], {k: jnp.float32(x) for k, x in train.centre.items()})
+    full = _inputs(sweep, v, inputs_kw)
+    args = (*full.args[:-1], {k: jnp.asarray(x, dtype=jnp.float32) for k, x in train.centre.items()})
     sites = Target(full.model, args, full.kwargs).sites
     post = train.idata.posterior
     samples = {k: jnp.asarray(post[k].values.reshape(-1, *post[k].shape[2:])) for k in sites}
@@ -202,7 +225,8 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
             smc_seeds: int = 4, prior_sensitivity: bool = True, widen: float = 2.0,
             extrapolation: bool = True, holdout_quantile: float = 0.75, accounting: str = "6ND",
             teacher: str = "measured", teacher_noise: float = 0.0, discrepancy: str = "distance",
-            progress_bar: bool = False, chain_method: str = "auto") -> pd.DataFrame:
+            progress_bar: bool = False, chain_method: str = "auto", groups: str | None = None,
+            pool="exponents") -> pd.DataFrame:
     """Compare law variants on one sweep by evidence, PSIS-LOO, stacking and extrapolation.
 
     Parameters
@@ -224,6 +248,13 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
         Refit on the runs whose compute (``"6ND"`` or ``"paper"``: 3 F(N) D) is at most the
         ``holdout_quantile`` quantile and score the rest (``extrap_lpd``). Not available for
         distillation laws with ``teacher_noise > 0`` (NaN).
+    groups, pool
+        Compare grouped fits (:mod:`bayesdistill.inference.pooling`) of the sweep's groups in column
+        ``groups``: every variant is a grouped fit with ``pool`` (or its own ``"pool"`` key), so
+        ``laws=[{"law": "chinchilla", "pool": "exponents"}, {"law": "chinchilla", "pool": "none"}]``
+        asks whether pooling the exponents is supported by the data against separate coefficients
+        per group (``pool="none"``: same runs, same shared noise; the densities are comparable).
+        Default labels ``law/pool=...``.
 
     Returns
     -------
@@ -232,7 +263,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
         columns of :data:`COLUMNS` (see the module docstring); ``attrs`` records the settings.
     """
     sweep = read_sweep(sweep)
-    variants = _variants(laws, noise, priors, discrepancy)
+    variants = _variants(laws, noise, priors, discrepancy, groups, pool)
     joint = isinstance(variants[0]["law"], DistillationLaw)
     if not 0 < holdout_quantile < 1:
         raise LawError(f"holdout_quantile must be in (0, 1), got {holdout_quantile!r}")
@@ -240,7 +271,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
         raise LawError(f"widen must be above 1, got {widen!r}")
     inputs_kw = {"teacher": teacher, "teacher_noise": teacher_noise, "discrepancy": discrepancy}
     for v in variants:  # every data and prior check before the first (slow) fit
-        v["inputs"] = model_inputs(sweep, v["law"], v["priors"], v["noise"], **inputs_kw)
+        v["inputs"] = _inputs(sweep, v, inputs_kw)
         if prior_sensitivity:
             v["wide"] = {k: p.widened(widen) for k, p in v["priors"].items()}
             check_proper_priors(v["wide"], f"law {v['law'].name!r} (widened)")
@@ -248,7 +279,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
     do_extrap = extrapolation and bool(test.any()) and not (joint and teacher_noise > 0)
     for v in variants if do_extrap else ():
         try:
-            model_inputs(sweep.subset(~test), v["law"], v["priors"], v["noise"], **inputs_kw)
+            _inputs(sweep.subset(~test), v, inputs_kw)
         except BayesDistillError as exc:
             raise type(exc)(f"extrapolation refit without the {int(test.sum())} most expensive runs: {exc} "
                             "(pass extrapolation=False or a higher holdout_quantile)") from None
@@ -258,10 +289,11 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
     for i, v in enumerate(variants):
         clock = _Clock()
         if do_extrap:  # the fit and the refit without the held-out runs in one call (one sampler per bucket)
+            grouped = {} if v["groups"] is None else {"groups": v["groups"], "pool": v["pool"]}
             post, train = fit_many([sweep, sweep.subset(~test)], v["law"], priors=v["priors"], noise=v["noise"],
-                                   **fit_kw)
+                                   **grouped, **fit_kw)
         else:
-            post = fit(sweep, v["law"], priors=v["priors"], noise=v["noise"], **fit_kw)
+            post = _fit(sweep, v, fit_kw)
         clock("fit")
         mi = v["inputs"]
         target = Target(mi.model, mi.args, mi.kwargs)
@@ -279,7 +311,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
             clock("smc")
         r["log_z_wide"] = r["log_z_wide_se"] = math.nan
         if prior_sensitivity:
-            wm = model_inputs(sweep, v["law"], v["wide"], v["noise"], **inputs_kw)
+            wm = _inputs(sweep, v, inputs_kw, v["wide"])
             shift, se = wide_prior_shift(target, Target(wm.model, wm.args, wm.kwargs), draws_)
             r["log_z_wide"], r["log_z_wide_se"] = br.log_z + shift, math.hypot(br.se, se)
             clock("prior_sensitivity")

@@ -110,8 +110,10 @@ def padded(job: Job, joint: bool):
             mask[:n] &= np.asarray(job.masks[site], bool)
         kwargs[MASK_OF[site]] = mask
         kwargs[site] = _pad_leaf(kwargs[site], nb)
-        # supervised model: (logN, logD, centre); joint model: (sup dict, dis dict, centre)
-        positions = (ARGS_OF[site],) if joint else (0, 1)
+        # joint model: (sup dict, dis dict, centre); others: every array argument over the runs
+        # ((logN, logD, centre), grouped: (logN, logD, group code, centre))
+        positions = (ARGS_OF[site],) if joint else [
+            i for i, a in enumerate(args) if not isinstance(a, dict) and np.ndim(a) >= 1 and np.shape(a)[0] == n]
         for p in positions:
             args[p] = jax.tree.map(lambda x, nb=nb: _pad_leaf(x, nb), args[p])
     return tuple(args), kwargs

@@ -29,7 +29,8 @@ def fit_many(sweeps, law="chinchilla", *, priors: dict | None = None, noise: str
              draws: int = 1000, warmup: int = 1000, seed: int = 0, target_accept: float | None = None,
              dense_mass: bool = True, chain_method: str = "auto", progress_bar: bool = False,
              review: bool = True, teacher: str = "measured", teacher_noise: float = 0.0,
-             discrepancy: str = "compute", batch_size: int | None = None, client=None) -> list:
+             discrepancy: str = "compute", groups: str | None = None, pool="exponents",
+             batch_size: int | None = None, client=None) -> list:
     """Fit ``law`` to each of ``sweeps``; one :class:`~bayesdistill.Posterior` per sweep, in order.
 
     Every argument but the last two is that of :func:`bayesdistill.fit`, applied to each sweep
@@ -66,7 +67,7 @@ def fit_many(sweeps, law="chinchilla", *, priors: dict | None = None, noise: str
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BayesDistillError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     options = {"priors": priors, "noise": noise, "teacher": teacher, "teacher_noise": teacher_noise,
-               "discrepancy": discrepancy}
+               "discrepancy": discrepancy, "groups": groups, "pool": pool}
     preps = []
     for i, sweep in enumerate(sweeps):  # every input check before the first fit
         try:

@@ -308,6 +308,10 @@ def _scale_site(site, priors, discrepancy, logN, logD, centre, suffix="", mask=N
     return noise_scale(sigma, tau, d2)
 
 
+#: public name of the noise-scale sampler, for the grouped model (:mod:`bayesdistill.inference.pooling`)
+scale_site = _scale_site
+
+
 def make_model(law: Law, priors: dict[str, Prior], noise: str, discrepancy: str = "none"):
     """A numpyro model ``model(logN, logD, centre, log_loss=None, mask=None)`` for a supervised law.
 

@@ -84,7 +84,25 @@ class Posterior:
         noise = ["sigma"] + (["sigma_distill"] if self.is_distillation else [])
         tau = [DISCREPANCY_SITES[s] for s in noise] if self.discrepancy in DISTANCE_KINDS else []
         kappa = ["kappa"] if self.has_kappa else []
+        if self.group_names:  # a grouped fit: the coefficients are per group (see group()), these are shared
+            from .pooling import hyper_sites
+
+            return [*noise, *(["nu"] if self.noise == "student_t" else []), *tau,
+                    *hyper_sites(self.law, self.config["groups"]["pool"])]
         return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else []), *tau, *kappa]
+
+    # ------------------------------------------------------------- groups
+    @property
+    def group_names(self) -> list[str]:
+        """The groups of a grouped fit (``bd.fit(..., groups=column)``); empty for an ordinary fit."""
+        return list(self.config.get("groups", {}).get("names", []))
+
+    def group(self, name: str) -> Posterior:
+        """One group of a grouped fit as an ordinary Posterior (predict, compute_optimal, save, report ...);
+        see :func:`bayesdistill.inference.pooling.group_view`."""
+        from .pooling import group_view
+
+        return group_view(self, name)
 
     @property
     def discrepancy(self) -> str:
@@ -123,7 +141,13 @@ class Posterior:
     def draws(self, names=None) -> dict[str, np.ndarray]:
         """Flattened draws (chain-major) of the named parameters (default: all)."""
         post = self.idata.posterior
-        return {n: post[n].values.reshape(-1) for n in (names or self.param_names)}
+        names = names or self.param_names
+        per_group = [n for n in names if self.group_names and post[n].ndim > 2]
+        if per_group:
+            raise BayesDistillError(f"this is a grouped fit over {self.group_names} (column "
+                                    f"{self.config['groups']['column']!r}): {per_group} differ by group; ask one "
+                                    f"group, e.g. post.group({self.group_names[0]!r})")
+        return {n: post[n].values.reshape(-1) for n in names}
 
     def theta(self) -> dict[str, jnp.ndarray]:
         """Coefficient draws as JAX arrays of shape (n_draws,)."""
@@ -137,7 +161,8 @@ class Posterior:
     def review(self) -> Review:
         """Convergence checks (R-hat, ESS, divergences, BFMI) with verdicts."""
         if self._review is None:
-            self._review = review_idata(self.idata, self.param_names)
+            names = self.param_names + (list(self.law.params) if self.group_names else [])
+            self._review = review_idata(self.idata, names)
         return self._review
 
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
@@ -150,8 +175,12 @@ class Posterior:
                 f"q{lo * 100:02.0f}": np.quantile(v, lo), f"q{hi * 100:02.0f}": np.quantile(v, hi)}
             for n, v in d.items()
         }
-        out = pd.DataFrame(rows).T
-        return out.join(diag[["ess_bulk", "ess_tail", "r_hat"]])
+        out = pd.DataFrame(rows).T.join(diag[["ess_bulk", "ess_tail", "r_hat"]])
+        if self.group_names:  # each group's coefficients ("E[rpj]"), then the shared parameters
+            per = [self.group(g).summary(prob).loc[list(self.law.params)].rename(index=lambda i, g=g: f"{i}[{g}]")
+                   for g in self.group_names]
+            out = pd.concat([*per, out])
+        return out
 
     # -------------------------------------------------------- predictions
     def noise_scale(self, N=None, D=None, scale: str = "sigma") -> jnp.ndarray:
@@ -339,7 +368,8 @@ class Posterior:
     def __repr__(self) -> str:
         p = self.idata.posterior
         runs = sum(self.idata.observed_data.sizes.get(d, 0) for d in ("run", "drun"))
-        return (f"Posterior(law={self.law.name!r}, noise={self.noise!r}, runs={runs}, "
+        groups = f", groups={self.group_names}" if self.group_names else ""
+        return (f"Posterior(law={self.law.name!r}, noise={self.noise!r}, runs={runs}{groups}, "
                 f"chains={p.sizes['chain']}, draws={p.sizes['draw']}, review={'ok' if self.review().ok else 'FAILED'})")
 
 

@@ -1,7 +1,8 @@
 """Plots (matplotlib): every function returns a Figure. Imported on first use of ``bd.plots``.
 
 :mod:`.fits` (fit, residuals, frontier, IsoFLOP curves, trace, rank), :mod:`.distillation` (capacity gap, student
-against tokens, pairs), :mod:`.decisions` (option losses, compute shares, where distillation wins).
+against tokens, pairs), :mod:`.decisions` (option losses, compute shares, where distillation wins),
+:mod:`.recipes` (the compute multiplier of one recipe over another).
 """
 
 from .decisions import plot_distill_map, plot_option_losses, plot_shares
@@ -15,7 +16,8 @@ from .fits import (
     plot_residuals,
     plot_trace,
 )
+from .recipes import plot_recipes
 
 __all__ = ["format_count", "plot_capacity_gap", "plot_distill_map", "plot_distill_pairs", "plot_fit",
-           "plot_frontier", "plot_isoflop", "plot_option_losses", "plot_rank", "plot_residuals", "plot_shares",
+           "plot_frontier", "plot_isoflop", "plot_option_losses", "plot_rank", "plot_recipes", "plot_residuals", "plot_shares",
            "plot_student_vs_tokens", "plot_trace"]

@@ -207,6 +207,9 @@ def _fitted_section(post):
         ("D (tokens)", f"{fmt(data['D'].min())} to {fmt(data['D'].max())}"),
         ("loss (nats/token)", f"{fmt(data['loss'].min(), 4)} to {fmt(data['loss'].max(), 4)}"),
         ("law", f"`{post.law.name}`: {post.law.description}"),
+        *([("group", f"`{cfg['group']['name']}` of a grouped fit over column `{cfg['group']['column']}` "
+                     f"({', '.join(cfg['group']['of'])}; pooled: {', '.join(cfg['group']['pool']) or 'none'})")]
+          if "group" in cfg else []),
         ("noise on log loss", f"`{post.noise}`"),
         ("sampler", f"NUTS, {cfg.get('chains')} chains x {cfg.get('draws')} draws after "
                     f"{cfg.get('warmup')} warmup, seed {cfg.get('seed')}, target_accept "
