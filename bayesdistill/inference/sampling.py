@@ -160,7 +160,7 @@ def fit(
         overconfident when extrapolating (see ``benchmarks/bench_isoflop.py``).
     groups : str, optional
         A column of the sweep (e.g. ``"dataset"``): one joint, hierarchical posterior over its groups
-        (supervised laws; ``discrepancy="distance"`` or ``"none"``); ``post.group(name)`` is each
+        (supervised laws; with ``"compute"`` one ``kappa`` shared by the groups); ``post.group(name)`` is each
         group's ordinary Posterior. ``law`` may then map group -> law (all the same law).
         See :mod:`bayesdistill.inference.pooling`.
     pool : {"exponents", "all", "none"} or list of str
@@ -173,6 +173,7 @@ def fit(
     """
     sweep = read_sweep(sweep)
     if groups is not None:
+        from .pooled_kappa import learn_group_kappa
         from .pooling import group_law, pool_config, pooled_inputs
 
         law = group_law(law, sweep, groups)
@@ -219,7 +220,8 @@ def fit(
         config["groups"] = pool_config(inputs, law, groups, pool)
     centre = {**centre, "log10_c_max": _log10_c_max(sweep.supervised)}
     if learn_kappa:
-        kappa, config["kappa"] = _learn_kappa(sweep.supervised, law, pri, noise, args, kwargs, run_nuts, seed,
+        learn = _learn_kappa if groups is None else learn_group_kappa
+        kappa, config["kappa"] = learn(sweep.supervised, law, pri, noise, args, kwargs, run_nuts, seed,
                                               chains * draws)
         idata.posterior["kappa"] = (("chain", "draw"), kappa.reshape(chains, draws))
     post = Posterior(idata, law, pri, noise, centre, config)
