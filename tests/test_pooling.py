@@ -10,7 +10,7 @@ import numpy as np
 import numpyro
 import pandas as pd
 import pytest
-from conftest import CHINCHILLA_TRUTH, CONVERGED, DECENT, FAST, synthetic_sweep
+from conftest import CHINCHILLA_TRUTH, CONVERGED, DECENT, FAST, quiet_fit, synthetic_sweep
 from numpyro.infer.util import log_density
 
 import bayesdistill as bd
@@ -155,8 +155,7 @@ def test_mismatched_laws_across_groups(sweep):
 
 
 def test_other_grouped_errors(sweep):
-    with pytest.raises(bd.BayesDistillError, match="discrepancy='compute'.*pass discrepancy='distance'"):
-        bd.fit(sweep, "chinchilla", groups="recipe", **FAST)
+    assert "kappa" in pooled_inputs(sweep, "chinchilla", "recipe", discrepancy="compute").priors
     with pytest.raises(bd.BayesDistillError, match="supervised laws only.*not supported with groups yet"):
         pooled_inputs(sweep, "distillation", "recipe", discrepancy="distance")
     with pytest.raises(bd.SweepError, match="one group"):
@@ -251,3 +250,15 @@ def test_compare_pooled_against_separate_coefficients():
     assert table.loc["chinchilla/pool=exponents", "log_bf"] == 0.0
     assert table.loc["chinchilla/pool=none", "log_bf"] < -1.0
     assert np.all(np.isfinite(table[["elpd_loo", "extrap_lpd"]].to_numpy()))
+
+
+@pytest.mark.slow
+def test_compute_discrepancy_learns_one_shared_kappa():
+    """discrepancy="compute" (the default): kappa by leave-last-level-out per group, one inner fit."""
+    post = quiet_fit(grouped_sweep(seed=20), "chinchilla", groups="recipe", seed=4)
+    assert post.config["kappa"]["source"].startswith("leave-last-level-out per group")
+    assert post.config["kappa"]["held_out_runs"] > 0 and "kappa" in post.param_names
+    view = post.group("base")
+    near, far = view.predict(N=[1e9, 1e10], D=[2e10, 2e12]).pipe(lambda p: (p.iloc[0], p.iloc[1]))
+    assert far["decades_beyond"] > 1 and (far["pred_q95"] - far["pred_q05"]) / far["median"] > \
+        (near["pred_q95"] - near["pred_q05"]) / near["median"]

@@ -86,8 +86,7 @@ def cmd_fit(args) -> int:
     post, messages = capturing(fit, sweep, law=args.law, noise=args.noise, chains=args.chains,
                                 draws=args.draws, warmup=args.warmup, seed=args.seed,
                                 target_accept=args.target_accept, progress_bar=progress,
-                                **({"groups": args.groups, "pool": args.pool, "discrepancy": "distance"}
-                                   if args.groups else {}))
+                                **({"groups": args.groups, "pool": args.pool} if args.groups else {}))
     path = post.save(args.out)
     if args.json:
         print_json({"posterior": str(path), **_summary_json(post), "warnings": messages})
@@ -290,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the sampler's progress bar (default: when stderr is a terminal)")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when the fit fails its review")
     p.add_argument("--groups", metavar="COLUMN", help="one hierarchical fit over the groups of this column "
-                   "(e.g. dataset); discrepancy 'distance' (see 'pydoc bayesdistill.inference.pooling')")
+                   "(e.g. dataset; see 'pydoc bayesdistill.inference.pooling')")
     p.add_argument("--pool", default="exponents", help="with --groups: coefficients pooled across groups: "
                    "exponents, all or none (default: %(default)s)")
 

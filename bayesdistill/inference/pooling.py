@@ -19,9 +19,10 @@ identify. ``pool``: ``"exponents"`` (default: exponents pooled, ``E`` and the co
 
 Each group's distance term is measured from that group's own runs, so a group's view
 (``post.group(name)``, an ordinary :class:`Posterior`) predicts exactly like a fit of that group.
-``discrepancy="compute"`` (``bd.fit``'s default) is not supported with groups yet: its ``kappa``
-is learnt by an inner leave-last-level-out fit that knows one group only. Pass
-``discrepancy="distance"`` (or ``"none"``). Distillation laws are not supported with groups yet.
+``discrepancy="compute"`` (``bd.fit``'s default) learns one ``kappa`` shared by the groups, by
+leave-last-level-out per group in one inner fit (:mod:`bayesdistill.inference.pooled_kappa`); each
+group's predictions count the decades beyond that group's largest run. Distillation laws are not
+supported with groups yet.
 """
 
 from __future__ import annotations
@@ -241,10 +242,6 @@ def pooled_inputs(sweep, law, groups: str, pool="exponents", priors=None, noise=
     """The pooled model and its arguments: the same :class:`~bayesdistill.inference.sampling.ModelInputs`
     as :func:`bayesdistill.inference.sampling.model_inputs`, for ``bd.fit(..., groups=...)``."""
     sweep = read_sweep(sweep)
-    if discrepancy == "compute":
-        raise BayesDistillError("discrepancy='compute' (the default of bd.fit) is not supported for grouped fits "
-                                "yet (its kappa is learnt by an inner fit of one sweep): pass "
-                                "discrepancy='distance' or discrepancy='none'")
     rows = sweep.supervised.reset_index(drop=True)
     if len(sweep.distillation):
         raise BayesDistillError("grouped fits support supervised laws only; this sweep has distillation runs "

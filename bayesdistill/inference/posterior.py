@@ -87,7 +87,7 @@ class Posterior:
         if self.group_names:  # a grouped fit: the coefficients are per group (see group()), these are shared
             from .pooling import hyper_sites
 
-            return [*noise, *(["nu"] if self.noise == "student_t" else []), *tau,
+            return [*noise, *(["nu"] if self.noise == "student_t" else []), *tau, *kappa,
                     *hyper_sites(self.law, self.config["groups"]["pool"])]
         return [*self.law.params, *noise, *(["nu"] if self.noise == "student_t" else []), *tau, *kappa]
 

@@ -156,7 +156,7 @@ def fit(
         overconfident when extrapolating (see ``benchmarks/bench_isoflop.py``).
     groups : str, optional
         A column of the sweep (e.g. ``"dataset"``): one joint, hierarchical posterior over its groups
-        (supervised laws; ``discrepancy="distance"`` or ``"none"``); ``post.group(name)`` is each
+        (supervised laws; with ``"compute"`` one ``kappa`` shared by the groups); ``post.group(name)`` is each
         group's ordinary Posterior. ``law`` may then map group -> law (all the same law).
         See :mod:`bayesdistill.inference.pooling`.
     pool : {"exponents", "all", "none"} or list of str
@@ -253,7 +253,11 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
 
     results, labels = _run_all(jobs, settings_for, joint, batch_size, progress_bar, "sampling")
     kappas = {}
-    inner = {i: _kappa_plan(p.sweep.supervised, p.inputs.priors) for i, p in enumerate(preps) if _learns_kappa(p)}
+    for i, p in enumerate(preps):  # grouped: one kappa shared by the groups (inference/pooled_kappa.py)
+        if _learns_kappa(p) and "groups" in p.options:
+            kappas[i] = _group_kappa(p, settings_for, chains * draws)
+    inner = {i: _kappa_plan(p.sweep.supervised, p.inputs.priors) for i, p in enumerate(preps)
+             if _learns_kappa(p) and "groups" not in p.options}
     todo = {i: _inner_job(preps[i], plan) for i, plan in inner.items() if not isinstance(plan, str)}
     if todo:
         inner_draws, _ = _run_all(list(todo.values()), settings_for, joint, batch_size, progress_bar,
@@ -301,6 +305,30 @@ def _run_all(jobs, settings_for, joint, batch_size, progress_bar, what):
                       f"({settings.warmup} warmup + {settings.draws} draws), {time.perf_counter() - t0:.1f} s"
                       f"{' incl. compilation' if out[part[0]].compiled else ''}", file=sys.stderr, flush=True)
     return out, labels
+
+
+class _Samples(NamedTuple):
+    samples: dict
+
+    def get_samples(self) -> dict:
+        return self.samples
+
+
+def _group_kappa(p: Prepared, settings_for, n_draws: int):
+    """``kappa`` of a grouped fit: its inner fits run on the main fit's compiled sampler."""
+    from .pooled_kappa import learn_group_kappa
+
+    mi = p.inputs
+
+    def run_nuts(args, kwargs):
+        obs = {k: v for k, v in kwargs.items() if k != "mask"}
+        job = Job(mi.fingerprint, mi.model, args, obs, mi.sizes, p.seed, {"log_loss": np.asarray(kwargs["mask"])})
+        settings, _ = settings_for([job])
+        d = run([job], settings, joint=False)[0]
+        return _Samples({k: v.reshape(-1, *v.shape[2:]) for k, v in d.samples.items()})
+
+    return learn_group_kappa(p.sweep.supervised, p.law, mi.priors, mi.model_noise, mi.args, mi.kwargs, run_nuts,
+                             p.seed, n_draws)
 
 
 def _learns_kappa(p: Prepared) -> bool:
