@@ -329,15 +329,19 @@ def make_model(law: Law, priors: dict[str, Prior], noise: str, discrepancy: str 
         theta = sample_coefficients(law, priors, centre)
         mu = law.log_loss(theta, logN, logD)
         sigma = _scale_site("sigma", priors, discrepancy, logN, logD, centre, mask=mask)
-        if noise == "student_t":
-            nu = numpyro.sample("nu", priors["nu"].to_numpyro())
-            lik = dist.StudentT(nu, mu, sigma)
-        else:
-            lik = dist.Normal(mu, sigma)
-        with numpyro.plate("runs", logN.shape[0]), _masked(mask):
-            numpyro.sample("log_loss", lik, obs=log_loss)
+        observe_runs(noise, priors, mu, sigma, log_loss, mask)
 
     return model
+
+
+def observe_runs(noise, priors, mu, sigma, log_loss=None, mask=None):
+    """The likelihood of the supervised runs' log losses (site ``log_loss``; ``nu`` for Student-t noise).
+
+    ``mask`` (bool per run, optional) fits only the runs where it is true.
+    """
+    nu = numpyro.sample("nu", priors["nu"].to_numpyro()) if noise == "student_t" else None
+    with numpyro.plate("runs", mu.shape[0]), _masked(mask):
+        numpyro.sample("log_loss", _noise_dist(noise, nu, mu, sigma), obs=log_loss)
 
 
 def _masked(mask):

@@ -27,7 +27,6 @@ supported with groups yet.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -41,7 +40,7 @@ from ..laws.base import Law, get_law
 from ..laws.distillation import DistillationLaw
 from ..laws.priors import Prior
 from .inputs import ModelInputs
-from .model import check_discrepancy, distance_geometry, log10_6nd, resolve_priors, scale_site
+from .model import check_discrepancy, distance_geometry, log10_6nd, observe_runs, resolve_priors, scale_site
 
 POOL_KINDS = ("exponents", "all", "none")
 #: fewest runs a group may have, whatever is pooled
@@ -187,14 +186,7 @@ def make_pooled_model(law: Law, priors: dict, noise: str, discrepancy: str, n_gr
         mu = law.log_loss({k: v[code] for k, v in theta.items()}, logN, logD)
         per_run = {k: (v[code] if jnp.ndim(v) else v) for k, v in centre.items()}
         sigma = scale_site("sigma", priors, discrepancy, logN, logD, per_run, mask=mask)
-        if noise == "student_t":
-            nu = numpyro.sample("nu", priors["nu"].to_numpyro())
-            lik = dist.StudentT(nu, mu, sigma)
-        else:
-            lik = dist.Normal(mu, sigma)
-        with numpyro.plate("runs", logN.shape[0]), \
-                (nullcontext() if mask is None else numpyro.handlers.mask(mask=mask)):
-            numpyro.sample("log_loss", lik, obs=log_loss)
+        observe_runs(noise, priors, mu, sigma, log_loss, mask)
 
     return model
 
