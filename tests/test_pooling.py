@@ -259,6 +259,7 @@ def test_compute_discrepancy_learns_one_shared_kappa():
     assert post.config["kappa"]["source"].startswith("leave-last-level-out per group")
     assert post.config["kappa"]["held_out_runs"] > 0 and "kappa" in post.param_names
     view = post.group("base")
+    warnings.simplefilter("ignore", bd.ExtrapolationWarning)
     near, far = view.predict(N=[1e9, 1e10], D=[2e10, 2e12]).pipe(lambda p: (p.iloc[0], p.iloc[1]))
     assert far["decades_beyond"] > 1 and (far["pred_q95"] - far["pred_q05"]) / far["median"] > \
         (near["pred_q95"] - near["pred_q05"]) / near["median"]
