@@ -119,9 +119,13 @@ def padded(job: Job, joint: bool):
     return tuple(args), kwargs
 
 
+def sampler_group(fingerprint: str, sizes: dict) -> tuple:
+    """What sweeps must share to be sampled by one program: the model and the buckets of their runs."""
+    return fingerprint, tuple(sorted((k, bucket(n)) for k, n in sizes.items()))
+
+
 def _program_key(job: Job, settings: Settings, batch: int):
-    shapes = tuple(sorted((k, bucket(n)) for k, n in job.sizes.items()))
-    return job.fingerprint, settings, shapes, batch
+    return sampler_group(job.fingerprint, job.sizes), settings, batch
 
 
 def _build(model, s: Settings):

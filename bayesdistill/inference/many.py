@@ -17,7 +17,7 @@ import sys
 import time
 
 from ..errors import BayesDistillError
-from .engine import bucket
+from .engine import sampler_group
 from .sampling import _check_settings, fit_prepared, prepare
 
 #: sweeps per batch when ``batch_size`` is not given: vectorising more chains in one program stops
@@ -97,8 +97,7 @@ def make_batches(preps, batch_size: int) -> list[list[int]]:
     """Indices of ``preps`` per batch: grouped by sampler in order of first appearance, ``batch_size`` each."""
     groups: dict = {}
     for i, p in enumerate(preps):
-        sizes = tuple(sorted((k, bucket(n)) for k, n in p.inputs.sizes.items()))
-        groups.setdefault((p.inputs.fingerprint, sizes), []).append(i)
+        groups.setdefault(sampler_group(p.inputs.fingerprint, p.inputs.sizes), []).append(i)
     return [idx[k:k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
 
 

@@ -17,7 +17,7 @@ from ..errors import BayesDistillError, SweepError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
 from ..runtime import enable_compilation_cache
-from .engine import Draws, Job, Settings, bucket, fingerprint, run
+from .engine import Draws, Job, Settings, fingerprint, run, sampler_group
 from .inputs import ModelInputs
 from .model import distance_geometry, log10_6nd, make_joint_model, make_model, resolve_priors
 from .posterior import Posterior
@@ -66,8 +66,7 @@ def _check_settings(chains, draws, warmup, seed, target_accept, chain_method="au
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise BayesDistillError(f"{name} must be an integer >= {lo}, got {v!r}")
         out[name] = int(v)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise BayesDistillError(f"seed must be a non-negative integer below 2**32, got {seed!r}")
+    _check_seed_priors(seed, None)
     out["seed"] = int(seed)
     if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float, np.floating)) \
             or not 0 < target_accept < 1:
@@ -75,10 +74,17 @@ def _check_settings(chains, draws, warmup, seed, target_accept, chain_method="au
     out["target_accept"] = float(target_accept)
     if chain_method not in CHAIN_METHODS:
         raise BayesDistillError(f"chain_method must be one of {list(CHAIN_METHODS)}, got {chain_method!r}")
+    _check_seed_priors(seed, priors)
+    return out
+
+
+def _check_seed_priors(seed, priors) -> None:
+    """A clear error unless ``seed`` is an integer in [0, 2**32) and ``priors`` None or a dict."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise BayesDistillError(f"seed must be a non-negative integer below 2**32, got {seed!r}")
     if priors is not None and not isinstance(priors, dict):
         raise BayesDistillError("priors must be a dict of parameter name -> prior, e.g. "
                                 f"{{'E': ('lognormal', 0.4, 0.6)}}; got a {type(priors).__name__}")
-    return out
 
 
 def fit(
@@ -195,11 +201,7 @@ def prepare(sweep, law="chinchilla", *, priors=None, noise="student_t", seed=0, 
 
         law = group_law(law, sweep, groups)
     law = get_law(law)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise BayesDistillError(f"seed must be a non-negative integer below 2**32, got {seed!r}")
-    if priors is not None and not isinstance(priors, dict):
-        raise BayesDistillError("priors must be a dict of parameter name -> prior, e.g. "
-                                f"{{'E': ('lognormal', 0.4, 0.6)}}; got a {type(priors).__name__}")
+    _check_seed_priors(seed, priors)
     if groups is None:
         mi = model_inputs(sweep, law, priors, noise, teacher, teacher_noise, discrepancy)
     else:
@@ -225,12 +227,10 @@ def _pooled_inputs(sweep, law, groups, pool, priors, noise, discrepancy) -> Mode
 
 
 def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, target_accept=None,
-                 dense_mass=True, chain_method="auto", progress_bar=True, review=True,
-                 batch_size: int | None = None) -> list[Posterior]:
-    """Sample every prepared sweep (one law each; sweeps sharing a sampler in batches) into Posteriors.
+                 dense_mass=True, chain_method="auto", progress_bar=True, review=True) -> list[Posterior]:
+    """Sample every prepared sweep (one law each) into Posteriors; sweeps sharing a sampler in one call.
 
-    ``batch_size``: sweeps per sampler call (``None``: all that share one). The draws of a sweep
-    depend on its data, seed and the settings, not on the other sweeps of its batch.
+    :func:`bayesdistill.fit_many` cuts its sweeps into batches and calls this once per batch.
     """
     if not preps:
         return []
@@ -239,9 +239,6 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
         target_accept = 0.99 if joint or any("groups" in p.options for p in preps) else 0.9
     cfg = _check_settings(chains, draws, warmup, 0, target_accept, chain_method)
     chains, draws, warmup, target_accept = (cfg[k] for k in ("chains", "draws", "warmup", "target_accept"))
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise BayesDistillError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
     enable_compilation_cache()
     jobs = [_job(p) for p in preps]
 
@@ -251,7 +248,7 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
                                                          len(group) * runs * (warmup + draws))
         return Settings(chains, draws, warmup, target_accept, bool(dense_mass), devices, vectorize), label
 
-    results, labels = _run_all(jobs, settings_for, joint, batch_size, progress_bar, "sampling")
+    results, labels = _run_all(jobs, settings_for, joint, progress_bar, "sampling")
     kappas = {}
     for i, p in enumerate(preps):  # grouped: one kappa shared by the groups (inference/pooled_kappa.py)
         if _learns_kappa(p) and "groups" in p.options:
@@ -260,8 +257,7 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
              if _learns_kappa(p) and "groups" not in p.options}
     todo = {i: _inner_job(preps[i], plan) for i, plan in inner.items() if not isinstance(plan, str)}
     if todo:
-        inner_draws, _ = _run_all(list(todo.values()), settings_for, joint, batch_size, progress_bar,
-                                  "leave-last-level-out")
+        inner_draws, _ = _run_all(list(todo.values()), settings_for, joint, progress_bar, "leave-last-level-out")
         for (i, plan), d in zip(todo.items(), inner_draws):
             kappas[i] = _kappa_from_inner(preps[i], plan, d, chains * draws)
     for i, plan in inner.items():
@@ -284,26 +280,23 @@ def _job(p: Prepared, masks=None, args=None) -> Job:
     return Job(mi.fingerprint, mi.model, mi.args if args is None else args, mi.kwargs, mi.sizes, p.seed, masks)
 
 
-def _run_all(jobs, settings_for, joint, batch_size, progress_bar, what):
-    """Run ``jobs`` grouped by sampler (order kept), ``batch_size`` at a time; ``(draws, labels)``."""
+def _run_all(jobs, settings_for, joint, progress_bar, what):
+    """Run ``jobs``, one program call per sampler they share (order kept); ``(draws, labels)``."""
     groups: dict = {}
     for i, j in enumerate(jobs):
-        groups.setdefault((j.fingerprint, tuple(sorted((k, bucket(n)) for k, n in j.sizes.items()))), []).append(i)
+        groups.setdefault(sampler_group(j.fingerprint, j.sizes), []).append(i)
     out, labels = [None] * len(jobs), [None] * len(jobs)
     done = 0
-    for idx in groups.values():
-        step = batch_size or len(idx)
-        for k in range(0, len(idx), step):
-            part = idx[k:k + step]
-            settings, label = settings_for([jobs[i] for i in part])
-            t0 = time.perf_counter()
-            for i, d in zip(part, run([jobs[i] for i in part], settings, joint=joint)):
-                out[i], labels[i] = d, label
-            done += len(part)
-            if progress_bar:
-                print(f"bayesdistill: {what} {done}/{len(jobs)} sweep(s), {settings.chains} chains x "
-                      f"({settings.warmup} warmup + {settings.draws} draws), {time.perf_counter() - t0:.1f} s"
-                      f"{' incl. compilation' if out[part[0]].compiled else ''}", file=sys.stderr, flush=True)
+    for part in groups.values():
+        settings, label = settings_for([jobs[i] for i in part])
+        t0 = time.perf_counter()
+        for i, d in zip(part, run([jobs[i] for i in part], settings, joint=joint)):
+            out[i], labels[i] = d, label
+        done += len(part)
+        if progress_bar:
+            print(f"bayesdistill: {what} {done}/{len(jobs)} sweep(s), {settings.chains} chains x "
+                  f"({settings.warmup} warmup + {settings.draws} draws), {time.perf_counter() - t0:.1f} s"
+                  f"{' incl. compilation' if out[part[0]].compiled else ''}", file=sys.stderr, flush=True)
     return out, labels
 
 
