@@ -272,3 +272,27 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main()
+
+
+#: the code before the Laplace-whitened sampler (issue 19): the "before" of the sampler benchmarks
+SAMPLER_BASELINE_COMMIT = "1bfef0e"
+
+
+def extract_code(commit: str, dest: str) -> str | None:
+    """Write this repository's ``bayesdistill`` package at ``commit`` into ``dest`` (``git archive``).
+
+    Returns None, or the reason it could not (no git, or no such commit), so that a benchmark can
+    run an earlier version of the code in the same run as the current one (``PYTHONPATH=dest``).
+    """
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "bayesdistill"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"code at {commit} not available: {exc}"
+    return None
+

@@ -73,7 +73,7 @@ def _model_and_args():
 
     N, D = design()
     try:
-        from bayesdistill.inference.sampling import model_inputs
+        from bayesdistill.inference.inputs import model_inputs
     except ImportError:  # before model_inputs: one noise scale, centre = mean log N, log D
         from bayesdistill.inference.model import make_model, resolve_priors
 
@@ -229,14 +229,12 @@ def baseline_sequential(sims: dict, seed: int, settings: dict, n: int, commit: s
     """
     import subprocess
 
-    repo = HERE.parent
+    from benchmarks.baseline import extract_code
+
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "bayesdistill"],
-                                     capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            return {"error": f"baseline code at {commit} not available: {exc}"}
+        why = extract_code(commit, tmp)
+        if why:
+            return {"error": f"baseline {why}"}
         payload = {"settings": settings, "sweeps": [
             {"sweep": sw.to_dict(orient="list"), "seed": seed + 1 + i} for i, sw in enumerate(sweeps_of(sims)[:n])]}
         env = dict(os.environ, PYTHONPATH=tmp)

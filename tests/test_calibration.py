@@ -16,9 +16,9 @@ from numpyro.infer import Predictive
 import bayesdistill as bd
 from bayesdistill import LawError
 from bayesdistill.errors import BayesDistillError
+from bayesdistill.inference.inputs import model_inputs
 from bayesdistill.inference.model import resolve_priors, site_names
 from bayesdistill.inference.posterior import Posterior
-from bayesdistill.inference.sampling import model_inputs
 
 # these tests extrapolate on purpose (up to 4 standard deviations of the sweep out): the far-extrapolation
 # warning of Posterior.predict is tested in test_isoflop.py

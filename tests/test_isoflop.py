@@ -15,9 +15,9 @@ from conftest import CHINCHILLA_TRUTH, true_loss
 
 import bayesdistill as bd
 from bayesdistill.errors import BayesDistillError, ExtrapolationWarning, LawError, SweepError
+from bayesdistill.inference.inputs import model_inputs
 from bayesdistill.inference.model import KAPPA_GRID, kappa_posterior, sample_grid, site_names
 from bayesdistill.inference.posterior import EXTRAPOLATION_WARN_DECADES, Posterior
-from bayesdistill.inference.sampling import model_inputs
 from bayesdistill.inference.validation import (
     compute_levels,
     isoflop_slices,
@@ -219,7 +219,8 @@ def test_extrapolation_warning_past_one_decade(post):
 def test_kappa_falls_back_to_its_prior_without_levels_to_leave_out():
     """One compute level (or too few runs below the largest): no inner fit, kappa keeps its prior;
     the same seed gives the same draws."""
-    from bayesdistill.inference.sampling import _kappa_from_prior, _kappa_plan
+    from bayesdistill.inference.kappa import kappa_from_prior as _kappa_from_prior
+    from bayesdistill.inference.kappa import kappa_plan as _kappa_plan
 
     df = isoflop_sweep()
     one = df[np.isclose(np.log10(df["budget"]), 19.0)].reset_index(drop=True)

@@ -12,7 +12,7 @@ from numpyro.infer.util import log_density
 
 import bayesdistill as bd
 from bayesdistill.inference import engine
-from bayesdistill.inference.sampling import model_inputs
+from bayesdistill.inference.inputs import model_inputs
 
 TINY = {"chains": 2, "draws": 40, "warmup": 40, "progress_bar": False, "review": False,
         "chain_method": "vectorized", "discrepancy": "distance"}

@@ -61,10 +61,11 @@ from .evidence import (
     smc_evidence,
     wide_prior_shift,
 )
+from .inputs import model_inputs
 from .many import fit_many
 from .model import resolve_priors
 from .pooling import pooled_inputs, pooled_priors, resolve_pool
-from .sampling import fit, model_inputs
+from .sampling import fit
 
 COLUMNS = ["log_z", "log_z_se", "log_bf", "p_model", "log_z_smc", "log_z_smc_se", "log_z_laplace",
            "log_z_wide", "log_z_wide_se", "elpd_loo", "elpd_loo_se", "pareto_k_bad", "weight",

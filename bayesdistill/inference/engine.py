@@ -31,8 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from numpyro.infer import NUTS, init_to_median
+from numpyro.infer.hmc import hmc
 from numpyro.infer.util import log_likelihood
+
+from .laplace import Laplace, flat_model, laplace_one
 
 #: the smallest bucket of runs; sweeps up to this many runs share one sampler
 MIN_BUCKET = 16
@@ -73,6 +75,7 @@ class Draws(NamedTuple):
     log_likelihood: dict
     seconds: float
     compiled: bool
+    laplace: Laplace | None = None  # where the chains started and how they were whitened
 
 
 class Settings(NamedTuple):
@@ -84,6 +87,11 @@ class Settings(NamedTuple):
     devices: int  # chains (and sweeps) split over this many devices; 1: all vectorised on one
     vectorize: bool = True  # False: the chains of a device run one after another (lax.map)
 
+
+#: the program key of the Laplace step (:mod:`.laplace`) in place of sampler settings
+LAPLACE = "laplace"
+#: the random stream of the Laplace step (folded into the sweep's seed)
+LAPLACE_STREAM = 19
 
 #: the mask argument of each observed site
 MASK_OF = {"log_loss": "mask", "log_loss_student": "mask_student"}
@@ -129,47 +137,63 @@ def _program_key(job: Job, settings: Settings, batch: int):
 
 
 def _build(model, s: Settings):
-    """The jitted sampler ``run(keys (T, 2), args, kwargs) -> (samples, stats, loglik)`` for T chains."""
-    kernel = NUTS(model, target_accept_prob=s.target_accept, dense_mass=s.dense_mass,
-                  init_strategy=init_to_median(num_samples=15))
+    """The jitted sampler ``run(keys (T, 2), mode (T, d), root (T, d, d), args, kwargs)`` for T chains.
 
-    def one_chain(key, args, kwargs):
-        state = kernel.init(key, s.warmup, None, model_args=args, model_kwargs=kwargs)
+    Each chain samples the whitened ``u`` of ``x = mode + root u`` (:mod:`.laplace`) from a
+    standard-normal start, with numpyro's NUTS on one flat vector; draws come back constrained,
+    every site of the model, with their pointwise log likelihood.
+    """
+
+    def one_chain(key, mode, root, args, kwargs):
+        k_model, k_start, k_run = jax.random.split(key, 3)
+        fm = flat_model(model, args, kwargs, k_model)
+        potential = lambda u: fm.potential(mode + root @ u)  # noqa: E731
+        init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
+        u0 = jax.random.normal(k_start, mode.shape)
+        u0 = jnp.where(jnp.isfinite(potential(u0)), u0, jnp.zeros_like(u0))  # else start at the mode
+        state = init_kernel(u0, s.warmup, dense_mass=s.dense_mass, target_accept_prob=s.target_accept,
+                            rng_key=k_run)
 
         def step(st, _):
-            return kernel.sample(st, args, kwargs), None
+            return sample_kernel(st), None
 
         def draw(st, _):
-            st = kernel.sample(st, args, kwargs)
+            st = sample_kernel(st)
             return st, (st.z, st.diverging, st.energy, st.num_steps)
 
         if s.warmup:
             state, _ = lax.scan(step, state, None, length=s.warmup)
-        _, (z, div, energy, n_steps) = lax.scan(draw, state, None, length=s.draws)
-        samples = jax.vmap(kernel.postprocess_fn(args, kwargs))(z)
+        _, (u, div, energy, n_steps) = lax.scan(draw, state, None, length=s.draws)
+        samples = jax.vmap(fm.constrain)(mode + u @ root.T)
         ll = log_likelihood(model, samples, *args, parallel=True, **kwargs)
         return samples, dict(zip(STATS, (div, energy, n_steps))), ll
 
-    many = jax.vmap(one_chain) if s.vectorize else (lambda k, a, kw: lax.map(lambda t: one_chain(*t), (k, a, kw)))
+    many = jax.vmap(one_chain) if s.vectorize else (lambda *a: lax.map(lambda t: one_chain(*t), a))
     if s.devices <= 1:
         return jax.jit(many)
     split = jax.pmap(many)
 
-    def run(keys, args, kwargs):
+    def run(keys, mode, root, args, kwargs):
         n = keys.shape[0]
         shard = lambda x: x.reshape((s.devices, n // s.devices) + x.shape[1:])  # noqa: E731
-        out = split(*jax.tree.map(shard, (keys, args, kwargs)))
+        out = split(*jax.tree.map(shard, (keys, mode, root, args, kwargs)))
         return jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), out)
 
     return run
 
 
-def _program(job: Job, settings: Settings, batch: int):
+def _build_laplace(model):
+    """The jitted Laplace step ``run(keys (B, 2), args, kwargs)`` of B sweeps (:func:`.laplace.laplace_one`)."""
+    return jax.jit(lambda keys, args, kwargs: lax.map(lambda t: laplace_one(model, *t), (keys, args, kwargs)))
+
+
+def _program(job: Job, settings, batch: int):
+    """The compiled program of ``settings`` (a :class:`Settings`, or ``LAPLACE`` for the Laplace step)."""
     key = _program_key(job, settings, batch)
     fn = _PROGRAMS.get(key)
     compiled = fn is None
     if compiled:
-        fn = _build(job.model, settings)
+        fn = _build_laplace(job.model) if settings == LAPLACE else _build(job.model, settings)
         _PROGRAMS[key] = fn
         while len(_PROGRAMS) > MAX_PROGRAMS:
             _PROGRAMS.popitem(last=False)
@@ -187,28 +211,66 @@ def n_programs() -> int:
     return len(_PROGRAMS)
 
 
-def run(jobs: list[Job], settings: Settings, *, joint: bool) -> list[Draws]:
-    """Sample every job with one program call; the jobs must share a fingerprint and buckets."""
-    first = jobs[0]
-    key0 = _program_key(first, settings, len(jobs))
-    if any(_program_key(j, settings, len(jobs)) != key0 for j in jobs[1:]):
-        raise ValueError("run: the jobs of one batch must share the model and its buckets")
-    fn, compiled = _program(first, settings, len(jobs))
-    C = settings.chains
+def _stacked(jobs: list[Job], joint: bool, repeat: int = 1):
+    """The padded ``(args, kwargs)`` of ``jobs`` stacked along a leading axis, each ``repeat`` times."""
     pads = [padded(j, joint) for j in jobs]
-    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(j.seed), C) for j in jobs])
-    stack = lambda *xs: jnp.asarray(np.repeat(np.stack([np.asarray(x) for x in xs]), C, axis=0))  # noqa: E731
-    args = jax.tree.map(stack, *[p[0] for p in pads])
-    kwargs = jax.tree.map(stack, *[p[1] for p in pads])
+    stack = lambda *xs: jnp.asarray(np.repeat(np.stack([np.asarray(x) for x in xs]), repeat, axis=0))  # noqa: E731
+    return jax.tree.map(stack, *[p[0] for p in pads]), jax.tree.map(stack, *[p[1] for p in pads])
+
+
+def _check_batch(jobs, settings, batch):
+    key0 = _program_key(jobs[0], settings, batch)
+    if any(_program_key(j, settings, batch) != key0 for j in jobs[1:]):
+        raise ValueError("run: the jobs of one batch must share the model and its buckets")
+
+
+def laplace(jobs: list[Job], *, joint: bool) -> list[Laplace]:
+    """The mode, curvature and importance draws (:mod:`.laplace`) of every job, in one program call.
+
+    The jobs must share a fingerprint and buckets. The batch is padded to a power of two (at least
+    2: a fit and its inner leave-last-level-out fit) by repeating the last job, so that few
+    programs are compiled. Job ``j`` uses the key ``fold_in(PRNGKey(seed), LAPLACE_STREAM)``.
+    """
+    batch = max(2, 1 << (len(jobs) - 1).bit_length())
+    _check_batch(jobs, LAPLACE, batch)
     t0 = time.perf_counter()
-    samples, stats, ll = jax.block_until_ready(fn(keys, args, kwargs))
+    fn, compiled = _program(jobs[0], LAPLACE, batch)
+    full = list(jobs) + [jobs[-1]] * (batch - len(jobs))
+    keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(j.seed), LAPLACE_STREAM) for j in full])
+    args, kwargs = _stacked(full, joint)
+    out = jax.device_get(fn(keys, args, kwargs))
+    seconds = (time.perf_counter() - t0) / len(jobs)
+    res = []
+    for b in range(len(jobs)):
+        mode, root, pot, ok, agree, iters, samples, log_w = jax.tree.map(lambda x, b=b: np.asarray(x[b]), out)
+        res.append(Laplace(mode, root, float(pot), bool(ok), int(agree), int(iters), samples, log_w, seconds,
+                           compiled))
+    return res
+
+
+def run(jobs: list[Job], settings: Settings, *, joint: bool, modes: list[Laplace] | None = None) -> list[Draws]:
+    """Sample every job with one program call; the jobs must share a fingerprint and buckets.
+
+    ``modes`` (one :class:`Laplace` per job; computed here when not given) place and whiten the chains.
+    """
+    _check_batch(jobs, settings, len(jobs))
+    if modes is None:
+        modes = laplace(jobs, joint=joint)
+    t0 = time.perf_counter()
+    fn, compiled = _program(jobs[0], settings, len(jobs))
+    C = settings.chains
+    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(j.seed), C) for j in jobs])
+    mode = jnp.asarray(np.repeat(np.stack([m.mode for m in modes]), C, axis=0))
+    root = jnp.asarray(np.repeat(np.stack([m.root for m in modes]), C, axis=0))
+    args, kwargs = _stacked(jobs, joint, C)
+    samples, stats, ll = jax.block_until_ready(fn(keys, mode, root, args, kwargs))
     seconds = time.perf_counter() - t0
     out = []
     for b, job in enumerate(jobs):
         take = lambda x, b=b: np.asarray(x[b * C:(b + 1) * C])  # noqa: E731
         lik = {site: take(v)[..., :job.sizes[site]] for site, v in ll.items() if site in job.sizes}
         out.append(Draws(jax.tree.map(take, samples), jax.tree.map(take, stats), lik, seconds / len(jobs),
-                         compiled))
+                         compiled, modes[b]))
     return out
 
 

@@ -410,7 +410,7 @@ def decades_beyond(N, D, log10_c_max: float) -> np.ndarray:
     return np.maximum(0.0, log10_6nd(N, D) - log10_c_max)
 
 
-def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> np.ndarray:
+def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID, weights=None) -> np.ndarray:
     """Posterior weights of ``kappa`` on ``grid`` from runs held out beyond an inner fit.
 
     ``log_y`` (n,) are the held-out runs' log losses, ``e`` (n,) their decades of compute beyond
@@ -418,7 +418,8 @@ def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> n
     and noise scale per draw and ``nu`` (S,) its Student-t degrees of freedom (None: Gaussian).
     The likelihood of ``kappa`` is the inner posterior predictive density of the held-out runs
     with the noise scale ``sqrt(scale^2 + (kappa e)^2)``, averaged over the draws of the joint
-    density of all of them (the runs share the inner fit's coefficients). Returns weights
+    density of all of them (the runs share the inner fit's coefficients); ``weights`` (S,), when
+    given, are the draws' importance weights (:mod:`bayesdistill.inference.laplace`). Returns weights
     summing to 1 (prior density times likelihood).
     """
     from scipy.special import gammaln, logsumexp
@@ -430,6 +431,7 @@ def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> n
         nu = np.asarray(nu, float)[:, None]
         const = len(log_y) * (gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi))[:, 0]
         r2_nu, half = r2 / nu, 0.5 * (nu + 1)
+    b = None if weights is None else np.asarray(weights, float) / np.sum(weights)
     loglik = np.empty(len(grid))
     for j, k in enumerate(grid):  # a loop: (S, n) per grid point keeps memory small
         v = s2 + k * k * e2
@@ -437,7 +439,7 @@ def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID) -> n
             lp = -0.5 * (r2 / v + np.log(2 * np.pi * v)).sum(1)
         else:
             lp = const - (half * np.log1p(r2_nu / v)).sum(1) - 0.5 * np.log(v).sum(1)
-        loglik[j] = logsumexp(lp) - np.log(lp.shape[0])
+        loglik[j] = logsumexp(lp) - np.log(lp.shape[0]) if b is None else logsumexp(lp, b=b)
     # at kappa = 0 itself half-distributions are outside their (open) support: evaluate just inside
     logprior = np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-9))), dtype=float)
     logw = loglik + logprior

@@ -31,11 +31,12 @@ from .model import (
 )
 
 
-def learn_group_kappa(rows, law, pri, noise, args, kwargs, run_nuts, seed, n_draws, discrepancy="compute"):
-    """Draws of the shared ``kappa`` and how they were learnt (same signature as the one-sweep version).
+def learn_group_kappa(rows, law, pri, noise, args, kwargs, run_inner, seed, n_draws, discrepancy="compute"):
+    """Draws of the shared ``kappa`` and how they were learnt (as :func:`.kappa.kappa_from_inner`).
 
-    ``args`` are the pooled model's ``(logN, logD, code, centre)``; ``run_nuts(args, kwargs)`` runs the
-    main fit's sampler and returns it (``get_samples()``).
+    ``args`` are the pooled model's ``(logN, logD, code, centre)``; ``run_inner(args, kwargs)``
+    returns draws of the inner posterior (site -> ``(S, ...)``), their weights (None: equal) and a
+    dict saying how they were made.
     """
     from .validation import MIN_FIT_RUNS, compute_levels, log10_compute
 
@@ -65,8 +66,8 @@ def learn_group_kappa(rows, law, pri, noise, args, kwargs, run_nuts, seed, n_dra
     geo = [distance_geometry(lN[inner & (codes == g)], lD[inner & (codes == g)]) for g in range(n_groups)]
     inner_centre = {"N": float(lN[inner].mean()), "D": float(lD[inner].mean()), **{k: [x[k] for x in geo] for k in geo[0]}}
     arg = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in inner_centre.items()}
-    mcmc = run_nuts((logN, logD, code, arg), {**kwargs, "mask": jnp.asarray(inner)})
-    s = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples().items()}
+    draws, weights, how = run_inner((logN, logD, code, arg), {**kwargs, "mask": jnp.asarray(inner)})
+    s = {k: np.asarray(v, dtype=float) for k, v in draws.items()}
     test = np.flatnonzero(~inner)
     g_test = codes[test]
     theta = {k: s[k][:, g_test] for k in law.params}                    # (draws, held-out runs)
@@ -80,12 +81,12 @@ def learn_group_kappa(rows, law, pri, noise, args, kwargs, run_nuts, seed, n_dra
     c_max = np.array([c[inner & (codes == g)].max() for g in range(n_groups)])
     e = np.maximum(0.0, c[test] - c_max[g_test])
     nu = s["nu"] if noise == "student_t" else None
-    w = kappa_posterior(np.log(rows["loss"].to_numpy(float)[test]), mu, scale, nu, e, pri["kappa"])
+    w = kappa_posterior(np.log(rows["loss"].to_numpy(float)[test]), mu, scale, nu, e, pri["kappa"], weights=weights)
     kappa = sample_grid(KAPPA_GRID, w, n_draws, np.random.default_rng(np.random.SeedSequence([seed, 15])))
     info = {"source": "leave-last-level-out per group, shared kappa", "inner_runs": int(inner.sum()),
             "held_out_runs": int((~inner).sum()), "held_out_decades": float(np.median(e)),
             "median": float(np.median(kappa)), "q05": float(np.quantile(kappa, 0.05)),
-            "q95": float(np.quantile(kappa, 0.95)), "inner_seconds": time.perf_counter() - t0}
+            "q95": float(np.quantile(kappa, 0.95)), **how, "inner_seconds": time.perf_counter() - t0}
     if why:
         info["groups_without_held_out"] = why
     return kappa, info

@@ -31,9 +31,15 @@ class Check:
 
 @dataclass(frozen=True)
 class Review:
-    """Outcome of the checks; ``ok`` is true when every check passed."""
+    """Outcome of the checks; ``ok`` is true when every check passed.
+
+    ``steps`` is the mean number of leapfrog steps per draw (NaN when not recorded): not a check,
+    but the cost of the posterior's geometry (~3-10 on a well-conditioned posterior; tens or
+    hundreds where it is curved or heavy-tailed).
+    """
 
     checks: tuple
+    steps: float = float("nan")
 
     @property
     def ok(self) -> bool:
@@ -47,7 +53,7 @@ class Review:
         return pd.DataFrame([c.__dict__ for c in self.checks]).set_index("name")
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "checks": [dict(c.__dict__) for c in self.checks]}
+        return {"ok": self.ok, "checks": [dict(c.__dict__) for c in self.checks], "mean_leapfrog_steps": self.steps}
 
     def __str__(self) -> str:
         lines = [f"Fit review: {'PASSED' if self.ok else 'FAILED'}"]
@@ -56,6 +62,8 @@ class Review:
             lines.append(f"  [{mark}] {c.name:<14} {c.value:>10.4g}  (needs {c.threshold})")
             if not c.passed:
                 lines.append(f"         remedy: {c.remedy}")
+        if np.isfinite(self.steps):
+            lines.append(f"  mean leapfrog steps per draw: {self.steps:.1f}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -90,7 +98,8 @@ def review_idata(idata, var_names: list[str]) -> Review:
               "low energy fraction: the noise scale or a weakly identified coefficient "
               "needs a more informative prior"),
     )
-    return Review(checks)
+    steps = float(idata.sample_stats["n_steps"].mean()) if "n_steps" in idata.sample_stats else float("nan")
+    return Review(checks, steps)
 
 
 def warn_if_failed(review: Review, stacklevel: int = 3) -> None:
