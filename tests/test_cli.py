@@ -201,7 +201,7 @@ def joint_file(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)
         post = bd.fit(sweep, law="distillation", chains=2, draws=30, warmup=30, seed=0, progress_bar=False,
-                      chain_method="vectorized")
+                      chain_method="sequential")
     return post.save(tmp_path_factory.mktemp("joint") / "joint.nc")
 
 

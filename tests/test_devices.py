@@ -30,17 +30,18 @@ def test_use_cpu_cores_sets_the_flag_once(monkeypatch):
     assert devices.use_cpu_cores() == min(devices._cores(), devices.MAX_DEVICES)
 
 
-def test_auto_splits_large_fits_over_devices_only():
+def test_auto_splits_chains_over_cpu_devices():
     resolve = fit_module.resolve_chain_method
     assert resolve("sequential", 4) == (1, False, "sequential")
-    assert resolve("vectorized", 4, work=10 ** 9) == (1, True, "vectorized")
-    assert resolve("auto", 4, work=1000) == (1, True, "vectorized")
-    assert resolve("auto", 1, work=10 ** 9) == (1, True, "vectorized")
-    devices, vectorize, label = resolve("auto", 4, work=10 ** 9)
+    assert resolve("vectorized", 4) == (1, True, "vectorized")
+    assert resolve("auto", 1) == (1, True, "vectorized")
+    devices, vectorize, label = resolve("auto", 4)
     n = jax.local_device_count()
     if jax.default_backend() == "cpu" and n > 1:
         expect = max(d for d in (1, 2, 4) if d <= n)
-        assert (devices, vectorize) == (expect, True) and label.startswith(f"{expect} CPU devices")
+        assert (devices, vectorize) == (expect, False) and label.startswith(f"{expect} CPU devices")
+    elif jax.default_backend() == "cpu":
+        assert (devices, vectorize, label) == (1, False, "sequential")
     else:
         assert (devices, label) == (1, "vectorized")
     # sweeps x chains of a batched call are split the same way
@@ -48,14 +49,13 @@ def test_auto_splits_large_fits_over_devices_only():
 
 
 @pytest.mark.skipif(jax.local_device_count() < 2, reason="one JAX device: no chains to split")
-def test_split_chains_fit_is_reproducible(monkeypatch):
-    monkeypatch.setattr(fit_module, "PARALLEL_MIN_WORK", 0)
+def test_split_chains_fit_is_reproducible():
     sweep = synthetic_sweep("chinchilla", seed=0)
     kw = {"chains": 2, "draws": 60, "warmup": 60, "seed": 3, "progress_bar": False, "review": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)
         a, b = bd.fit(sweep, **kw), bd.fit(sweep, **kw)
-    assert a.config["chain_method"] == "2 CPU devices x 1 vectorized chains"
+    assert a.config["chain_method"] == "2 CPU devices x 1 sequential chains"
     assert a.n_draws == 120 and a.idata.posterior.sizes["chain"] == 2
     for k in a.param_names:
         np.testing.assert_array_equal(a.draws()[k], b.draws()[k])

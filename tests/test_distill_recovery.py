@@ -21,7 +21,7 @@ from bayesdistill.laws.distillation import TABLE6
 @pytest.mark.slow
 def test_replica_recovery_with_table6_preset():
     post = bd.fit(bd.paper_sweep(seed=0), law="distillation", priors=bd.paper_priors(),
-                  target_accept=0.99, progress_bar=False, seed=0, chain_method="vectorized")
+                  target_accept=0.99, progress_bar=False, seed=0, chain_method="sequential")
     assert post.review().ok, str(post.review())
     s = post.summary()
     outside = {k: (v, s.loc[k, "q05"], s.loc[k, "q95"]) for k, v in TABLE6.items()
@@ -45,7 +45,7 @@ def test_replica_recovery_with_default_priors():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)  # a few divergences: see the module docstring
         post = bd.fit(bd.paper_sweep(seed=0), law="distillation", progress_bar=False, seed=0,
-                      chain_method="vectorized")
+                      chain_method="sequential")
     checks = {c.name: c.value for c in post.review().checks}
     assert checks["max R-hat"] <= 1.01 and checks["min ESS bulk"] >= 400 and checks["divergences"] <= 5, checks
     s, ident = post.summary(), post.identification()
@@ -81,7 +81,7 @@ def test_few_runs_table6_preset_beats_default_priors():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", bd.FitWarning)  # 2 x 500 draws: the review may fail
             post = bd.fit(train, law="distillation", priors=priors, chains=2, draws=500, warmup=500,
-                          progress_bar=False, chain_method="vectorized")
+                          progress_bar=False, chain_method="sequential")
         pred = post.predict_student(N_S=held.N.values, D_S=held.D.values, L_T=held.L_T.values)
         err[label] = float(np.median(np.abs(pred["median"].to_numpy() / truth - 1)))
     assert err["preset"] < 0.01

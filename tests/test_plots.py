@@ -20,7 +20,7 @@ from bayesdistill.errors import BayesDistillError, FitWarning  # noqa: E402
 from bayesdistill.report.markdown import fmt, markdown_table, text_table, write_report  # noqa: E402
 
 TRUE = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
-TINY = {"chains": 2, "draws": 50, "warmup": 50, "seed": 0, "progress_bar": False, "chain_method": "vectorized"}
+TINY = {"chains": 2, "draws": 50, "warmup": 50, "seed": 0, "progress_bar": False, "chain_method": "sequential"}
 
 
 def synthetic_sweep(seed: int = 0) -> pd.DataFrame:

@@ -21,16 +21,16 @@ from bayesdistill.inference.inputs import model_inputs
 from bayesdistill.inference.laplace import PARETO_K_MAX, curvature_root, minimise, psis_weights
 
 
-def _gaussian_model(y=None):
-    """Conjugate: mu ~ N(0, 1), log s ~ N(-1, 0.5); y ~ N(mu, s)."""
+def _gaussian_model(x, log_loss=None, mask=None):
+    """mu ~ N(0, 1), s ~ LogNormal(-1, 0.5); log_loss ~ N(mu, s) (named and masked as the engine expects)."""
     mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
     s = numpyro.sample("s", dist.LogNormal(-1.0, 0.5))
-    numpyro.sample("y", dist.Normal(mu, s), obs=y)
+    with numpyro.plate("runs", x.shape[0]), numpyro.handlers.mask(mask=True if mask is None else mask):
+        numpyro.sample("log_loss", dist.Normal(mu + 0.0 * x, s), obs=log_loss)
 
 
-def _job(model, kwargs, seed=0):
-    n = int(np.shape(kwargs["y"])[0])
-    return engine.Job("gaussian-test", model, (), kwargs, {"y": n}, seed)
+def _job(model, y, seed=0):
+    return engine.Job("gaussian-test", model, (jnp.zeros_like(y),), {"log_loss": y}, {"log_loss": int(y.shape[0])}, seed)
 
 
 def test_minimise_finds_the_minimum_of_a_curved_function():
@@ -56,12 +56,12 @@ def test_laplace_step_matches_the_posterior_of_a_nearly_gaussian_model():
     """Mode and curvature of a 2-parameter posterior; the importance draws reproduce its mean and sd."""
     rng = np.random.default_rng(0)
     y = jnp.asarray(rng.normal(0.7, 0.3, size=200), dtype=jnp.float32)
-    [lap, _] = engine.laplace([_job(_gaussian_model, {"y": y}), _job(_gaussian_model, {"y": y}, 1)], joint=False)
+    [lap, _] = engine.laplace([_job(_gaussian_model, y), _job(_gaussian_model, y, 1)], joint=False)
     assert lap.ok and lap.starts_agreeing >= 3
     w, k = psis_weights(lap.log_weights)
-    assert k < 0.5  # 200 observations: the posterior is close to Gaussian
+    assert k <= PARETO_K_MAX  # 200 observations: the posterior is close to Gaussian
     ref = MCMC(NUTS(_gaussian_model), num_warmup=500, num_samples=4000, progress_bar=False)
-    ref.run(jax.random.PRNGKey(0), y=y)
+    ref.run(jax.random.PRNGKey(0), jnp.zeros_like(y), log_loss=y)
     mu = ref.get_samples()["mu"]
     mean = float(np.sum(w * lap.samples["mu"]))
     sd = float(np.sqrt(np.sum(w * (lap.samples["mu"] - mean) ** 2)))
@@ -93,24 +93,34 @@ def _quantile_agreement(a, b, names, probs=(0.05, 0.5, 0.95), z=4.0):
     return bad
 
 
-def test_whitened_sampler_gives_the_posterior_of_plain_nuts():
-    """The new sampler's 5/50/95% quantiles of every coefficient agree with plain NUTS (dense metric,
-    prior-median start: the sampler before the Laplace step) within Monte Carlo error (4 MC se),
-    and it needs far fewer leapfrog steps per draw."""
-    sweep = synthetic_sweep("chinchilla", seed=3)
+@pytest.fixture(scope="module")
+def chinchilla_points():
+    from bayesdistill.data.datasets import load_chinchilla_points
+
+    try:
+        return load_chinchilla_points()[["N", "D", "loss"]]
+    except FileNotFoundError as exc:
+        pytest.skip(f"the Epoch Chinchilla points (../shared/data) are not available: {exc}")
+
+
+def test_whitened_sampler_gives_the_posterior_of_plain_nuts(chinchilla_points):
+    """On the Chinchilla points, the new sampler's 5/50/95% quantiles of every coefficient agree with
+    plain NUTS (dense metric, prior-median start: the sampler before the Laplace step) within Monte
+    Carlo error (4 MC se), with fewer than half its leapfrog steps per draw."""
+    sweep = chinchilla_points
     mi = model_inputs(sweep, "chinchilla", discrepancy="distance")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)
         post = bd.fit(sweep, "chinchilla", discrepancy="distance", chains=2, draws=1000, warmup=500, seed=0, **PINNED)
     ref = MCMC(NUTS(mi.model, dense_mass=True, target_accept_prob=0.9, init_strategy=init_to_median(num_samples=15)),
-               num_warmup=500, num_samples=1000, num_chains=2, chain_method="vectorized", progress_bar=False)
+               num_warmup=500, num_samples=1000, num_chains=2, chain_method="sequential", progress_bar=False)
     ref.run(jax.random.PRNGKey(0), *mi.args, extra_fields=("num_steps",), **mi.kwargs)
     ref_idata = az.from_numpyro(ref)
     names = ["E", "A", "B", "alpha", "beta", "sigma", "tau", "nu"]
     assert _quantile_agreement(post.idata, ref_idata, names) == []
     steps_new = post.review().steps
     steps_ref = float(np.mean(ref.get_extra_fields()["num_steps"]))
-    assert steps_new < 12 and steps_new < 0.6 * steps_ref
+    assert steps_new < 0.5 * steps_ref, (steps_new, steps_ref)
 
 
 def test_kappa_from_the_laplace_step_agrees_with_the_inner_nuts_fit():

@@ -20,7 +20,7 @@ from bayesdistill.inference.students import student_log_loss_draws  # noqa: E402
 from bayesdistill.plots import distillation as plots_distill  # noqa: E402
 
 #: 2 chains x 30 draws: enough for shapes and per-draw properties, not for the review
-TINY = {"chains": 2, "draws": 30, "warmup": 30, "seed": 0, "progress_bar": False, "chain_method": "vectorized"}
+TINY = {"chains": 2, "draws": 30, "warmup": 30, "seed": 0, "progress_bar": False, "chain_method": "sequential"}
 COLUMNS = ["mean", "median", "q05", "q95", "pred_q05", "pred_q95"]
 
 
@@ -35,7 +35,9 @@ def tiny_joint_sweep() -> pd.DataFrame:
 def joint():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)
-        return bd.fit(tiny_joint_sweep(), law="distillation", **TINY)
+        # 2 x 100 draws: at 2 x 30 the posterior widths that identification() compares are Monte Carlo
+        # noise (E's width ratio 0.21 on one run, 0.15 at 2 x 100 and 0.14 at 2 x 200)
+        return bd.fit(tiny_joint_sweep(), law="distillation", **{**TINY, "draws": 100, "warmup": 100})
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def supervised(joint):
 
 
 def test_predict_student_columns_and_bands(joint):
-    assert joint.is_distillation and joint.n_draws == 60
+    assert joint.is_distillation and joint.n_draws == 200
     p = joint.predict_student([1e8, 4e8, 4e8], [4e9, 4e9, 4e10], N_T=2e9, D_T=4e10)
     assert list(p.columns) == ["N_S", "D_S", "N_T", "D_T", *COLUMNS] and len(p) == 3
     assert (p["q05"] <= p["median"]).all() and (p["median"] <= p["q95"]).all()
