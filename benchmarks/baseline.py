@@ -279,7 +279,9 @@ SAMPLER_BASELINE_COMMIT = "1bfef0e"
 
 
 def extract_code(commit: str, dest: str) -> str | None:
-    """Write this repository's ``bayesdistill`` package at ``commit`` into ``dest`` (``git archive``).
+    """Write this repository's ``bayesdistill`` package (with ``data/`` and ``models/``) at ``commit`` into ``dest``.
+
+    Set ``BAYESDISTILL_SHARED_DATA`` (:func:`shared_env`) for the unshipped sources.
 
     Returns None, or the reason it could not (no git, or no such commit), so that a benchmark can
     run an earlier version of the code in the same run as the current one (``PYTHONPATH=dest``).
@@ -289,10 +291,24 @@ def extract_code(commit: str, dest: str) -> str | None:
 
     repo = Path(__file__).resolve().parent.parent
     try:
-        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "bayesdistill"],
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "bayesdistill", "data", "models"],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         return f"code at {commit} not available: {exc}"
     return None
+
+
+def shared_env(code_dir: str) -> dict:
+    """The environment of a child process that runs the package found in ``code_dir``.
+
+    ``PYTHONPATH`` points there (run the child with ``cwd=code_dir`` too: ``python -c`` puts the
+    working folder first on ``sys.path``) and ``BAYESDISTILL_SHARED_DATA`` at this checkout's
+    shared sources, which the copy cannot find relative to itself.
+    """
+    import os
+
+    from bayesdistill.data.datasets import shared_data_dir
+
+    return dict(os.environ, PYTHONPATH=code_dir, BAYESDISTILL_SHARED_DATA=str(shared_data_dir()))
 

@@ -49,8 +49,12 @@ def notebook05(code_dir: str | None = None) -> dict:
     """Seconds and log Z of notebook 05's comparison in a new process (``code_dir``: an earlier version)."""
     env = dict(os.environ)
     if code_dir:
-        env["PYTHONPATH"] = code_dir
-    proc = subprocess.run([sys.executable, "-c", _NB05_CHILD], env=env, capture_output=True, text=True, check=False)
+        from benchmarks.baseline import shared_env
+
+        env = shared_env(code_dir)
+    # cwd: ``python -c`` puts the working folder first on sys.path, ahead of PYTHONPATH
+    proc = subprocess.run([sys.executable, "-c", _NB05_CHILD], env=env, capture_output=True, text=True, check=False,
+                          cwd=code_dir)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
     if proc.returncode or not line:
         return {"error": proc.stderr[-1500:]}

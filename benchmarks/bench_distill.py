@@ -13,7 +13,6 @@ Targets (issue 19): warm <= 20 s, 0 divergences on any replica seed.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,14 +38,14 @@ print("RESULT" + json.dumps(out))
 
 
 def _before() -> dict:
-    from benchmarks.baseline import SAMPLER_BASELINE_COMMIT, extract_code
+    from benchmarks.baseline import SAMPLER_BASELINE_COMMIT, extract_code, shared_env
 
     with tempfile.TemporaryDirectory() as code:
         why = extract_code(SAMPLER_BASELINE_COMMIT, code)
         if why:
             return {"error": why}
-        proc = subprocess.run([sys.executable, "-c", _BEFORE_CHILD], env=dict(os.environ, PYTHONPATH=code),
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run([sys.executable, "-c", _BEFORE_CHILD], env=shared_env(code),
+                              capture_output=True, text=True, check=False, cwd=code)  # cwd comes first on sys.path
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
     if proc.returncode or not line:
         return {"error": proc.stderr[-1500:]}

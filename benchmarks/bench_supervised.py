@@ -89,8 +89,12 @@ def _fit_in_subprocess(cache_dir: str, code_dir: str | None = None) -> dict:
     """The child's results in a new process (``code_dir``: the package found there instead, an earlier version)."""
     env = dict(os.environ, BAYESDISTILL_JAX_CACHE=cache_dir)
     if code_dir:
-        env["PYTHONPATH"] = code_dir
-    proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=False)
+        from benchmarks.baseline import shared_env
+
+        env = dict(shared_env(code_dir), BAYESDISTILL_JAX_CACHE=cache_dir)
+    # cwd: ``python -c`` puts the working folder first on sys.path, ahead of PYTHONPATH
+    proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=False,
+                          cwd=code_dir)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
     if proc.returncode or not line:
         raise RuntimeError(f"benchmark fit failed:\n{proc.stderr[-2000:]}")

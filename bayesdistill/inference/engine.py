@@ -1,4 +1,4 @@
-"""Compiled NUTS samplers, reused across sweeps: compile once, fit many.
+"""Compiled NUTS samplers and Laplace steps, reused across sweeps: compile once, fit many.
 
 A *sampler* is one XLA program. It is keyed by what changes the program: the model (law, priors,
 noise, discrepancy, ...: :attr:`ModelInputs.fingerprint`), the sampler settings (chains, warmup,
@@ -10,10 +10,16 @@ of the unpadded sweep. A second fit of a different sweep of similar size therefo
 nothing in the same process, and only traces (no XLA compilation) in a new one, through JAX's
 persistent compilation cache (:func:`bayesdistill.runtime.enable_compilation_cache`).
 
+Before sampling, a second program per model and bucket, the *Laplace step* (:mod:`.laplace`),
+finds each sweep's posterior mode and curvature; the sampler's chains then sample the whitened
+``u`` of ``x = mode + root u`` (:func:`_build`), which makes the posterior close to a standard
+normal on well-identified sweeps.
+
 One program samples a *batch*: ``B`` sweeps x ``C`` chains, each (sweep, chain) an independent
-NUTS chain with its own adaptation, vectorised (``jax.vmap``) and, on a CPU with several host
-devices, split over the devices (``jax.pmap``). Chain ``c`` of a sweep fitted with seed ``s``
-starts from ``jax.random.split(PRNGKey(s), C)[c]`` whatever batch it is in.
+NUTS chain with its own adaptation, vectorised (``jax.vmap``) or one after another
+(``lax.map``), and split over several devices (``jax.pmap``) where asked
+(:func:`bayesdistill.inference.sampling.resolve_chain_method`). Chain ``c`` of a sweep fitted with
+seed ``s`` uses ``jax.random.split(PRNGKey(s), C)[c]`` whatever batch it is in.
 
 At most ``MAX_PROGRAMS`` samplers are kept (least recently used dropped): the compiled code of
 every new program maps memory, and a process that compiled one per fit hit the kernel's

@@ -32,7 +32,8 @@ loss per decade of compute, prior HalfNormal(0.02)) is the rate at which it does
 learnt from the fitted runs' residuals (every fitted run has ``e = 0``), so it is learnt the way
 it is used: by leave-last-level-out inside the fitted runs (:func:`kappa_posterior`). The runs are
 binned into IsoFLOP levels (:func:`bayesdistill.inference.validation.compute_levels`), the ``distance``
-model is fitted to every level below the largest, and the largest level's runs, ``e_i`` decades
+model is fitted to every level below the largest (:mod:`bayesdistill.inference.kappa`: Laplace +
+importance sampling), and the largest level's runs, ``e_i`` decades
 beyond that inner fit, give the likelihood of ``kappa`` under the inner posterior predictive
 (averaged over its draws, so the inner fit's own uncertainty is not counted twice); ``kappa``'s
 posterior on a grid is then drawn once per posterior draw. Within the fitted compute range

@@ -132,7 +132,8 @@ def fit(
         for grouped fits (their between-group spreads; 0.9 and 0.95 left 9 and 3
         divergences per 4,000 draws on a synthetic three-group sweep, 0.99 none).
     dense_mass : bool
-        Adapt a dense mass matrix (cheap for these few parameters).
+        Adapt a dense mass matrix (cheap for these few parameters), on top of the whitening by the
+        curvature at the posterior mode (:mod:`bayesdistill.inference.laplace`).
     chain_method : {"auto", "vectorized", "sequential", "parallel"}
         How chains run. ``"auto"`` (default): split over CPU cores where JAX
         has several host devices, one chain after another on each; vectorised
@@ -159,8 +160,9 @@ def fit(
         student runs of a distillation law). ``"compute"`` (default): the
         same fit, and predictions ``e`` decades of compute beyond the largest
         fitted run get a further ``(kappa e)^2``, ``kappa`` learnt by
-        leave-last-level-out inside the fitted runs (a second, inner NUTS
-        fit; see :mod:`bayesdistill.model`); for a distillation law it is
+        leave-last-level-out inside the fitted runs (an inner posterior by
+        Laplace + importance sampling, NUTS where that is unreliable; see
+        :mod:`bayesdistill.inference.kappa`); for a distillation law it is
         ``"distance"``. ``"none"``: one constant noise scale, which is
         overconfident when extrapolating (see ``benchmarks/bench_isoflop.py``).
     groups : str, optional
