@@ -162,6 +162,7 @@ def test_write_report(chinchilla_post, tmp_path):
                     "## Compute-optimal allocation at 1.00e+21 FLOPs"):
         assert heading in text
     assert "THIS FIT FAILED ITS REVIEW" in text  # 2 x 50 draws
+    assert re.search(r"Mean leapfrog steps per draw: \d+\.\d", text)
     assert "| alpha |" in text and "a (N* ~ C^a)" in text
     assert "at 20 tokens/param" in text and "at 100 tokens/param" in text
     # re-writing replaces the files in place

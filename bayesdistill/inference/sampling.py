@@ -257,8 +257,8 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
         t0 = time.perf_counter()
         draws_i, w, k = inner_draws(lap)
         if reliable(k):
-            kappas[i] = kappa_from_inner(preps[i], job, draws_i, w, chains * draws,
-                                         {"inner": "laplace", "pareto_k": k, "inner_seconds": time.perf_counter() - t0})
+            how = {"inner": "laplace", "pareto_k": k, "inner_seconds": time.perf_counter() - t0 + lap.seconds}
+            kappas[i] = kappa_from_inner(preps[i], job, draws_i, w, chains * draws, how)
         else:
             fallback[i] = (job, lap, k)
     if fallback:  # the Laplace approximation of an inner posterior is poor: sample it with NUTS
@@ -274,8 +274,9 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
     out = []
     for i, (p, d) in enumerate(zip(preps, results)):
         config = {"chains": chains, "draws": draws, "warmup": warmup, "seed": p.seed, "target_accept": target_accept,
-                  "dense_mass": bool(dense_mass), "seconds": d.seconds + modes[i].seconds, "compiled": d.compiled or modes[i].compiled,
-                  "source": p.sweep.source, **p.options, "chain_method": labels[i], "laplace": modes[i].info()}
+                  "dense_mass": bool(dense_mass), "seconds": d.seconds + modes[i].seconds,
+                  "compiled": d.compiled or modes[i].compiled, "source": p.sweep.source, **p.options,
+                  "chain_method": labels[i], "laplace": modes[i].info()}
         post = _posterior(p, d, config, kappas.get(i))
         if review:
             warn_if_failed(post.review(), stacklevel=4)

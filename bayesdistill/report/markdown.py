@@ -297,6 +297,8 @@ def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper")
     lines += _fitted_section(post)
     lines += ["", "## Fit review", "", f"**{'PASSED' if review.ok else 'FAILED'}**", ""]
     lines.append(markdown_table(*review_table(review), align="lrll"))
+    if review.steps == review.steps:  # not NaN
+        lines += ["", f"Mean leapfrog steps per draw: {review.steps:.1f} (a well-conditioned posterior takes ~3-10)."]
     lines += ["", "## Posterior summary", "",
               "Coefficients in natural units; `sigma` is the scatter of log loss between runs"
               + (" and `nu` the Student-t degrees of freedom." if post.noise == "student_t" else "."),
