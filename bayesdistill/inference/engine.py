@@ -96,6 +96,8 @@ class Settings(NamedTuple):
 
 #: the program key of the Laplace step (:mod:`.laplace`) in place of sampler settings
 LAPLACE = "laplace"
+#: chains start at ``u ~ N(0, START_SCALE^2 I)`` in the whitened coordinates (``x = mode + root u``)
+START_SCALE = 1.0
 #: the random stream of the Laplace step (folded into the sweep's seed)
 LAPLACE_STREAM = 19
 
@@ -155,7 +157,7 @@ def _build(model, s: Settings):
         fm = flat_model(model, args, kwargs, k_model)
         potential = lambda u: fm.potential(mode + root @ u)  # noqa: E731
         init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
-        u0 = jax.random.normal(k_start, mode.shape)
+        u0 = START_SCALE * jax.random.normal(k_start, mode.shape)
         u0 = jnp.where(jnp.isfinite(potential(u0)), u0, jnp.zeros_like(u0))  # else start at the mode
         state = init_kernel(u0, s.warmup, dense_mass=s.dense_mass, target_accept_prob=s.target_accept,
                             rng_key=k_run)
