@@ -23,6 +23,7 @@ BENCHES = {
     "sbc": "benchmarks.bench_sbc",
     "isoflop": "benchmarks.bench_isoflop",
     "pooling": "benchmarks.bench_pooling",
+    "kappa": "benchmarks.bench_kappa",
 }
 
 
