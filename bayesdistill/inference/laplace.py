@@ -1,16 +1,17 @@
 """The posterior's mode and curvature: where NUTS starts, the metric it starts with, and a cheap
 approximate posterior.
 
-Every model of the package is a handful of coefficients whose posterior, on the sampler's
-unconstrained scale, is close to a correlated Gaussian. NUTS with a metric learnt from scratch
+Most fits of the package are a handful of coefficients whose posterior, on the sampler's
+unconstrained scale, is close to a correlated Gaussian (not all: see the README's known gaps). NUTS with a metric learnt from scratch
 spends its warmup discovering that shape and ~28 leapfrog steps per draw fighting it. Here the
 shape is computed instead:
 
 1. **The mode.** The potential (negative log density on the unconstrained scale, Jacobians
-   included) is minimised by saddle-free Newton steps (:func:`minimise`) from ``LAPLACE_STARTS`` points: numpyro's
-   the prior's centre (:func:`init_to_centre`) and that point jittered by up to +-1 in every coordinate. The best finite
-   optimum wins; how many starts reached it (within ``AGREE_NATS``) is reported.
-2. **The curvature.** ``H``, the Hessian of the potential at the mode (``jax.hessian``),
+   included) is minimised by saddle-free Newton steps (:func:`minimise`) from ``LAPLACE_STARTS``
+   points: the prior's centre (:func:`init_to_centre`) and that point jittered by up to +-1 in
+   every coordinate. The best finite optimum wins; how many starts reached it (within
+   ``AGREE_NATS``) is reported.
+2. **The curvature.** ``H``, the Hessian of the potential at the mode (from the last Newton step),
    symmetrised, with every eigenvalue replaced by ``max(|lambda|, EIG_FLOOR)`` (a saddle or a flat
    direction gets a finite, broad scale). ``root = V diag(lambda^-1/2)`` satisfies
    ``root root^T = H^-1``, the Laplace approximation's covariance.
