@@ -54,8 +54,7 @@ def run() -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             d = engine.run([job], engine.Settings(4, 1000, 1000, 0.9, True, 1, False), joint=False, modes=[lap])[0]
-        flat = {s: v.reshape(-1, *v.shape[2:]) for s, v in d.samples.items()}
-        slow, _ = kappa_from_inner(p, job, flat, None, 4000, {})
+        slow, _ = kappa_from_inner(p, job, d.flat_samples(), None, 4000, {})
         slow_s = time.perf_counter() - t
         q = (0.05, 0.5, 0.95)
         out[name] = {"pareto_k": k, "laplace": [float(np.quantile(fast, x)) for x in q],

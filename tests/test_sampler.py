@@ -139,8 +139,7 @@ def test_kappa_from_the_laplace_step_agrees_with_the_inner_nuts_fit():
     fast, info = kappa_from_inner(p, job, draws, w, 4000, {})
     settings = engine.Settings(4, 1000, 500, 0.9, True, 1, True)
     d = engine.run([job], settings, joint=False, modes=[lap])[0]
-    flat = {name: v.reshape(-1, *v.shape[2:]) for name, v in d.samples.items()}
-    slow, _ = kappa_from_inner(p, job, flat, None, 4000, {})
+    slow, _ = kappa_from_inner(p, job, d.flat_samples(), None, 4000, {})
     for q in (0.05, 0.5, 0.95):
         assert abs(np.quantile(fast, q) - np.quantile(slow, q)) < 0.005, q
 

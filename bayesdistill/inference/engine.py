@@ -81,7 +81,10 @@ class Draws(NamedTuple):
     log_likelihood: dict
     seconds: float
     compiled: bool
-    laplace: Laplace | None = None  # where the chains started and how they were whitened
+
+    def flat_samples(self) -> dict:
+        """The samples with the chains pooled: site -> ``(chains * draws, ...)``."""
+        return {name: v.reshape(-1, *v.shape[2:]) for name, v in self.samples.items()}
 
 
 class Settings(NamedTuple):
@@ -278,7 +281,7 @@ def run(jobs: list[Job], settings: Settings, *, joint: bool, modes: list[Laplace
         take = lambda x, b=b: np.asarray(x[b * C:(b + 1) * C])  # noqa: E731
         lik = {site: take(v)[..., :job.sizes[site]] for site, v in ll.items() if site in job.sizes}
         out.append(Draws(jax.tree.map(take, samples), jax.tree.map(take, stats), lik, seconds / len(jobs),
-                         compiled, modes[b]))
+                         compiled))
     return out
 
 

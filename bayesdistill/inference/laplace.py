@@ -65,9 +65,6 @@ def init_to_centre(site=None):
         return jnp.broadcast_to(jnp.exp(base.loc) * 1.0, shape)
     return init_to_mean(site)
 
-
-INIT_STRATEGY = init_to_centre
-
 #: Newton starts per sweep (the first at the prior's centre)
 LAPLACE_STARTS = 4
 #: Newton steps per start, the longest step (unconstrained units) and the step lengths tried per step
@@ -99,7 +96,7 @@ def flat_model(model, args, kwargs, key) -> FlatModel:
     ``potential_energy`` and ``constrain_fn``); numpyro's ``initialize_model`` would add a
     validation loop that costs ~3 s of compilation per program and nothing here.
     """
-    seeded = handlers.substitute(handlers.seed(model, key), substitute_fn=INIT_STRATEGY)
+    seeded = handlers.substitute(handlers.seed(model, key), substitute_fn=init_to_centre)
     trace = handlers.trace(seeded).get_trace(*args, **kwargs)
     init = {k: v["value"] for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]}
     x0, unravel = ravel_pytree(unconstrain_fn(model, args, kwargs, init))
@@ -134,10 +131,13 @@ def grad_and_hessian(fn, x):
 
 
 def minimise(fn, x0):
-    """``(x, hessian at x, steps)``: saddle-free Newton on ``fn`` from ``x0`` (``NEWTON_STEPS`` steps).
+    """``(x, H, steps)``: saddle-free Newton on ``fn`` from ``x0`` (``NEWTON_STEPS`` steps).
 
-    Each step solves ``|H| p = -g`` with the eigenvalues of the Hessian replaced by their absolute
-    values (floored at ``EIG_FLOOR``; a saddle is left downhill), caps ``|p|`` at ``MAX_STEP``, and
+    ``H`` is the Hessian at the last point a step started from: ``x`` itself once the steps stop
+    improving it. Each step solves ``|H| p = -g``, the Hessian's eigenvalues replaced by their
+    absolute values and floored at ``EIG_FLOOR`` as in :func:`curvature_root` (a saddle is left
+    downhill; written out here rather than as ``-root root^T g``, whose different rounding changes
+    every seeded draw), caps ``|p|`` at ``MAX_STEP``, and
     takes the best of the step lengths ``2^-j`` (``j < LINE_POINTS``), keeping ``x`` where none
     lowers ``fn``. A small program: it compiles in a few seconds, where a general-purpose L-BFGS
     with a zoom line search took ~15 s.

@@ -252,22 +252,9 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
     for i, p in enumerate(preps):
         if _learns_kappa(p) and "groups" in p.options:
             kappas[i] = _group_kappa(p, settings_for, chains * draws)
-    fallback = {}
-    for (i, job), lap in zip(inner.items(), modes[len(jobs):]):
-        t0 = time.perf_counter()
-        draws_i, w, k = inner_draws(lap)
-        if reliable(k):
-            how = {"inner": "laplace", "pareto_k": k, "inner_seconds": time.perf_counter() - t0 + lap.seconds}
-            kappas[i] = kappa_from_inner(preps[i], job, draws_i, w, chains * draws, how)
-        else:
-            fallback[i] = (job, lap, k)
-    if fallback:  # the Laplace approximation of an inner posterior is poor: sample it with NUTS
-        d_in, _ = _run_all([f[0] for f in fallback.values()], settings_for, joint, progress_bar,
-                           "leave-last-level-out", [f[1] for f in fallback.values()])
-        for (i, (job, _lap, k)), d in zip(fallback.items(), d_in):
-            flat = {name: v.reshape(-1, *v.shape[2:]) for name, v in d.samples.items()}
-            kappas[i] = kappa_from_inner(preps[i], job, flat, None, chains * draws,
-                                         {"inner": "nuts", "pareto_k": k, "inner_seconds": d.seconds})
+    posts = _inner_posteriors(list(inner.values()), modes[len(jobs):], settings_for, joint, progress_bar)
+    for (i, job), (draws_i, w, how) in zip(inner.items(), posts):
+        kappas[i] = kappa_from_inner(preps[i], job, draws_i, w, chains * draws, how)
     for i, plan in plans.items():
         if i not in kappas:
             kappas[i] = kappa_from_prior(preps[i].inputs.priors, preps[i].seed, plan, chains * draws)
@@ -284,15 +271,43 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
     return out
 
 
-def _laplace_all(jobs, joint) -> list:
-    """The :class:`~bayesdistill.inference.laplace.Laplace` step of every job, one call per sampler they share."""
-    out = [None] * len(jobs)
+def _by_sampler(jobs) -> list[list[int]]:
+    """The indices of ``jobs`` grouped by the sampler they share (:func:`~.engine.sampler_group`), in order."""
     groups: dict = {}
     for i, j in enumerate(jobs):
         groups.setdefault(sampler_group(j.fingerprint, j.sizes), []).append(i)
-    for part in groups.values():
+    return list(groups.values())
+
+
+def _laplace_all(jobs, joint) -> list:
+    """The :class:`~bayesdistill.inference.laplace.Laplace` step of every job, one call per sampler they share."""
+    out = [None] * len(jobs)
+    for part in _by_sampler(jobs):
         for i, lap in zip(part, laplace([jobs[i] for i in part], joint=joint)):
             out[i] = lap
+    return out
+
+
+def _inner_posteriors(jobs, laps, settings_for, joint, progress_bar) -> list:
+    """``(draws, weights, how)`` of each inner leave-last-level-out posterior, from its Laplace step.
+
+    Laplace + importance sampling where the Pareto k allows (:func:`.kappa.reliable`); the others
+    are sampled with NUTS, started and whitened by their Laplace step, in one call per sampler.
+    """
+    out, redo = [None] * len(jobs), []
+    for n, lap in enumerate(laps):
+        t0 = time.perf_counter()
+        draws, w, k = inner_draws(lap)
+        if reliable(k):
+            out[n] = draws, w, {"inner": "laplace", "pareto_k": k,
+                                "inner_seconds": time.perf_counter() - t0 + lap.seconds}
+        else:
+            redo.append((n, k))
+    if redo:  # the Laplace approximation of an inner posterior is poor: sample it with NUTS
+        done, _ = _run_all([jobs[n] for n, _ in redo], settings_for, joint, progress_bar, "leave-last-level-out",
+                           [laps[n] for n, _ in redo])
+        for (n, k), d in zip(redo, done):
+            out[n] = d.flat_samples(), None, {"inner": "nuts", "pareto_k": k, "inner_seconds": d.seconds}
     return out
 
 
@@ -300,12 +315,9 @@ def _run_all(jobs, settings_for, joint, progress_bar, what, modes=None):
     """Run ``jobs``, one program call per sampler they share (order kept); ``(draws, labels)``.
 
     ``modes``: the jobs' Laplace steps (computed per call where not given)."""
-    groups: dict = {}
-    for i, j in enumerate(jobs):
-        groups.setdefault(sampler_group(j.fingerprint, j.sizes), []).append(i)
     out, labels = [None] * len(jobs), [None] * len(jobs)
     done = 0
-    for part in groups.values():
+    for part in _by_sampler(jobs):
         settings, label = settings_for([jobs[i] for i in part])
         t0 = time.perf_counter()
         for i, d in zip(part, run([jobs[i] for i in part], settings, joint=joint,
@@ -328,13 +340,7 @@ def _group_kappa(p: Prepared, settings_for, n_draws: int):
     def run_inner(args, kwargs):
         obs = {k: v for k, v in kwargs.items() if k != "mask"}
         job = Job(mi.fingerprint, mi.model, args, obs, mi.sizes, p.seed, {"log_loss": np.asarray(kwargs["mask"])})
-        lap = laplace([job], joint=False)[0]
-        draws, w, k = inner_draws(lap)
-        if reliable(k):
-            return draws, w, {"inner": "laplace", "pareto_k": k}
-        settings, _ = settings_for([job])
-        d = run([job], settings, joint=False, modes=[lap])[0]
-        return {name: v.reshape(-1, *v.shape[2:]) for name, v in d.samples.items()}, None, {"inner": "nuts", "pareto_k": k}
+        return _inner_posteriors([job], laplace([job], joint=False), settings_for, False, False)[0]
 
     return learn_group_kappa(p.sweep.supervised, p.law, mi.priors, mi.model_noise, mi.args, mi.kwargs, run_inner,
                              p.seed, n_draws)
