@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean misfit-prior
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.11-3.13 found (python3.13, python3.12, python3.11, python3); set PYTHON=/path/to/python3.12"; exit 1; }
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# refit the population prior of the law's misfit beyond the fitted compute (models/misfit_prior.json)
+misfit-prior: $(STAMP)
+	$(BIN)/python models/make_misfit_prior.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bayesdistill tests benchmarks data models

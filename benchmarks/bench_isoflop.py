@@ -33,9 +33,9 @@ import numpy as np
 
 LAW = "chinchilla"
 SETTINGS = {"chains": 4, "draws": 500, "warmup": 500, "seed": 0}
-VARIANTS = ("distance", "compute")
-#: targets of the issue, pooled over the sweeps
-TARGETS = {"coverage90": (0.8, 1.0), "coverage50": (0.4, 0.65), "median_rel_error": (0.0, 0.01), "regret": 0.005}
+VARIANTS = ("distance", "compute", "compute_loso")
+#: targets of issue 20, leave-one-sweep-out, per sweep and pooled (90% coverage per sweep at least 0.75)
+TARGETS = {"coverage90": (0.85, 0.97), "coverage50": (0.40, 0.65), "coverage90_sweep_min": 0.75}
 
 
 def _loo(post) -> dict:
@@ -47,9 +47,32 @@ def _loo(post) -> dict:
     return {"elpd_loo": float(res["elpd_loo"]), "se": float(res["se"])}
 
 
+def _loso_populations(names) -> tuple[dict, dict]:
+    """The misfit population prior refitted without each sweep (from the evidence the shipped prior
+    stores, :mod:`models/make_misfit_prior.py`), and what each was fitted from."""
+    import numpy as np
+
+    from bayesdistill.inference.misfit import population
+    from bayesdistill.inference.population import fit_population
+
+    shipped = population()
+    evidence = {k: np.asarray(v, float) for k, v in shipped.get("evidence", {}).items()}
+    pops, used = {}, {}
+    for name in names:
+        rest = {k: v for k, v in evidence.items() if k != name}
+        pops[name] = fit_population(rest)
+        used[name] = sorted(rest)
+    return pops, used
+
+
 def run(variants=VARIANTS, checkpoint=None) -> dict:
     """Every split of every sweep; with ``checkpoint`` (a JSON path, also ``$BENCH_ISOFLOP_CHECKPOINT``)
-    finished steps are stored there as they finish and reused on a rerun."""
+    finished steps are stored there as they finish and reused on a rerun.
+
+    Variants: ``distance`` (the ``compute`` fit read without the misfit beyond the fitted compute),
+    ``compute`` (``bd.fit``'s default: the shipped population prior, fitted to every sweep, this one
+    included: in-sample) and ``compute_loso`` (the same fit with the population prior refitted
+    without this sweep: leave-one-sweep-out, the out-of-sample figure)."""
     import json
     import os
     from pathlib import Path
@@ -58,11 +81,13 @@ def run(variants=VARIANTS, checkpoint=None) -> dict:
 
     import bayesdistill as bd
     from bayesdistill.decisions.regret import optimal_regret
+    from bayesdistill.inference.population import reprior
     from bayesdistill.inference.posterior import Posterior
     from bayesdistill.inference.validation import pool, real_sweeps, rollout_splits, score
 
     data, skipped = real_sweeps()
-    out = {"sweeps": {}}
+    pops, used = _loso_populations(list(data))
+    out = {"sweeps": {}, "loso_sweeps": used}
     checkpoint = checkpoint or os.environ.get("BENCH_ISOFLOP_CHECKPOINT")
     done = json.loads(Path(checkpoint).read_text()) if checkpoint and Path(checkpoint).exists() else {}
     for name, df in data.items():
@@ -76,33 +101,33 @@ def run(variants=VARIANTS, checkpoint=None) -> dict:
             train, test = sp.frames(df)
             step = {"level": sp.level, "fitted": len(train), "held_out": len(test),
                     "log10_c_max_fit": sp.log10_c_max_fit, "variants": {}}
-            fitted = {}
-            for kind in variants:
-                t = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", bd.FitWarning)
-                    warnings.simplefilter("ignore", bd.ExtrapolationWarning)
-                    if kind == "distance" and "compute" in variants:
-                        # "compute" fits the "distance" model itself (plus an inner fit for kappa): its
-                        # posterior without kappa IS a "distance" posterior, same data, seed, settings
-                        if "compute" not in fitted:
-                            fitted["compute"] = bd.fit(train, LAW, discrepancy="compute", progress_bar=False,
-                                                       **SETTINGS)
-                        c = fitted["compute"]
-                        post = Posterior(c.idata, c.law, {k: v for k, v in c.priors.items() if k != "kappa"},
-                                         c.noise, c.centre, {**c.config, "discrepancy": "distance"})
-                    else:
-                        post = fitted.get(kind) or bd.fit(train, LAW, discrepancy=kind, progress_bar=False,
-                                                          **SETTINGS)
-                        fitted[kind] = post
+            t = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", bd.FitWarning)
+                warnings.simplefilter("ignore", bd.ExtrapolationWarning)
+                c = bd.fit(train, LAW, discrepancy="compute", progress_bar=False, **SETTINGS)
+                posts = {
+                    # "compute" fits the "distance" model itself (plus an inner fit for the misfit): its
+                    # posterior without kappa and omega IS a "distance" posterior, same data, seed, settings
+                    "distance": Posterior(c.idata, c.law, {k: v for k, v in c.priors.items()
+                                                           if k not in ("kappa", "omega")},
+                                          c.noise, c.centre, {**c.config, "discrepancy": "distance"}),
+                    "compute": c,
+                    "compute_loso": reprior(c, pops[name]),
+                }
+                fit_s = time.perf_counter() - t
+                regret = optimal_regret(c, test)  # the same law draws in every variant: the same decision
+                rev = c.review()
+                for kind in variants:
+                    post = posts[kind]
                     r = score(post, test)
-                    r["optimal"] = optimal_regret(post, test)
-                if sp is splits[-1]:
-                    r.update(_loo(post))
-                rev = post.review()
-                r.update(wall_s=time.perf_counter() - t, review_ok=rev.ok,
-                         kappa=float(np.median(post.draws(["kappa"])["kappa"])) if "kappa" in post.param_names else 0.0)
-                step["variants"][kind] = r
+                    r["optimal"] = regret
+                    if sp is splits[-1]:
+                        r.update(_loo(post))
+                    misfit = post.draws([s for s in ("kappa", "omega") if s in post.param_names])
+                    r.update(wall_s=fit_s, review_ok=rev.ok,
+                             **{k: float(np.median(misfit.get(k, [0.0]))) for k in ("kappa", "omega")})
+                    step["variants"][kind] = r
             res["steps"].append(step)
             jax.clear_caches()  # every split compiles new samplers; without this the JIT code piles up (LLVM OOM)
             if checkpoint:
@@ -142,6 +167,51 @@ HEADER = ["| sweep | held-out level | fitted / held out | discrepancy | cover 50
           "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
 
 
+def _ok(v, lo, hi) -> str:
+    return "" if lo <= v <= hi else " x"
+
+
+def _loso_section(res: dict) -> list[str]:
+    """The headline: every rollout step of every sweep, the population prior in-sample (``compute``)
+    and refitted without the sweep (``compute_loso``), per sweep and pooled, with a reliability table."""
+    from bayesdistill.inference.validation import RELIABILITY_LEVELS, pool
+
+    kinds = [k for k in ("distance", "compute", "compute_loso") if k in res["sweeps"][next(iter(res["sweeps"]))]
+             ["steps"][0]["variants"]]
+    lo90, hi90 = TARGETS["coverage90"]
+    lo50, hi50 = TARGETS["coverage50"]
+    lines = ["#### Leave-one-sweep-out: the misfit prior judged on sweeps it was not learnt from", "",
+             "`compute_loso`: every rollout step of a sweep scored with the misfit population prior refitted "
+             "from the *other* sweeps (`bayesdistill.inference.population.fit_population` on the evidence stored in "
+             "`models/misfit_prior.json`), updated by the fit's own leave-last-level-out; `compute`: the shipped "
+             "prior, learnt from every sweep including this one (in-sample); `distance`: no misfit beyond the "
+             "fitted compute. Targets (issue 20, out of sample): 90% coverage "
+             f"{lo90:.2f}-{hi90:.2f} pooled and per sweep at least {TARGETS['coverage90_sweep_min']:.2f}, 50% "
+             f"coverage {lo50:.2f}-{hi50:.2f} (x: outside).", "",
+             "| sweep | held-out runs | discrepancy | cover 50% | cover 90% | 90% width | log score | "
+             "kappa (median) | omega (median) |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in res["sweeps"].items():
+        for kind in kinds:
+            p = pool([st["variants"][kind] for st in r["steps"]])
+            k = np.median([st["variants"][kind].get("kappa", 0.0) for st in r["steps"]])
+            o = np.median([st["variants"][kind].get("omega", 0.0) for st in r["steps"]])
+            floor = TARGETS["coverage90_sweep_min"] if kind == "compute_loso" else lo90
+            lines.append(f"| {name} | {p['n']} | {kind} | {p['coverage50']:.2f}{_ok(p['coverage50'], lo50, hi50)} | "
+                         f"{p['coverage90']:.2f}{_ok(p['coverage90'], floor, 1.0)} | {p['median_rel_width90']:.1%} | "
+                         f"{p['log_score']:.2f} | {k:.4f} | {o:.4f} |")
+    lines += ["", "Pooled over every rollout step of every sweep, and the reliability diagram (observed coverage "
+              "of the central predictive intervals at each nominal level):", "",
+              "| discrepancy | held-out runs | " + " | ".join(f"{int(100 * q)}%" for q in RELIABILITY_LEVELS) +
+              " | median error | 90% width | log score |",
+              "|---|---:|" + "---:|" * len(RELIABILITY_LEVELS) + "---:|---:|---:|"]
+    for kind in kinds:
+        p = pool([st["variants"][kind] for r in res["sweeps"].values() for st in r["steps"]])
+        rel = " | ".join(f"{p['reliability'][str(q)]:.2f}" for q in RELIABILITY_LEVELS)
+        lines.append(f"| {kind} | {p['n']} | {rel} | {p['median_rel_error']:.2%} | {p['median_rel_width90']:.1%} | "
+                     f"{p['log_score']:.2f} |")
+    return [*lines, ""]
+
+
 def markdown(res: dict) -> str:
     from bayesdistill.inference.validation import pool
 
@@ -156,7 +226,7 @@ def markdown(res: dict) -> str:
              "predictive density per held-out run (higher is better), median decades of compute of the "
              "held-out runs beyond the largest fitted run, and the loss of acting on the posterior median "
              "N* at each IsoFLOP slice of the held-out level against the best run there (n/a: no slice of "
-             "3+ sizes at equal compute).", "", "#### Pooled over the sweeps", "",
+             "3+ sizes at equal compute).", "", *_loso_section(res), "#### Pooled over the sweeps", "",
              "| design | discrepancy | runs | cover 50% | cover 90% | median error | 50% width | 90% width "
              "| log score |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for design, by_kind in res.get("pooled", {}).items():

@@ -57,26 +57,30 @@ def run() -> dict:
         slow, _ = kappa_from_inner(p, job, d.flat_samples(), None, 4000, {})
         slow_s = time.perf_counter() - t
         q = (0.05, 0.5, 0.95)
-        out[name] = {"pareto_k": k, "laplace": [float(np.quantile(fast, x)) for x in q],
-                     "nuts": [float(np.quantile(slow, x)) for x in q], "laplace_s": fast_s, "nuts_s": slow_s,
+        out[name] = {"pareto_k": k, "laplace": {s: [float(np.quantile(fast[s], x)) for x in q] for s in fast},
+                     "nuts": {s: [float(np.quantile(slow[s], x)) for x in q] for s in slow},
+                     "laplace_s": fast_s, "nuts_s": slow_s,
                      "used": "laplace" if k <= 0.7 else "nuts"}
     return out
 
 
 def markdown(res: dict) -> str:
-    lines = ["### kappa from the Laplace step vs the inner NUTS fit (real sweeps, Chinchilla law, every default)", "",
-             "| sweep | Pareto k | bd.fit uses | kappa q05 / q50 / q95, Laplace + IS | the same, inner NUTS (4x1000) "
+    lines = ["### kappa and omega from the Laplace step vs the inner NUTS fit (real sweeps, Chinchilla law, every "
+             "default)", "",
+             "| sweep | Pareto k | bd.fit uses | site | q05 / q50 / q95, Laplace + IS | the same, inner NUTS (4x1000) "
              "| seconds (Laplace / NUTS, compilation included) |",
-             "|---|---:|---|---|---|---|"]
+             "|---|---:|---|---|---|---|---|"]
     for name, r in res.items():
         if name.startswith("_"):
             continue
         if "skipped" in r:
-            lines.append(f"| {name} | | prior ({r['skipped']}) | | | |")
+            lines.append(f"| {name} | | prior ({r['skipped']}) | | | | |")
             continue
-        f = " / ".join(f"{x:.4f}" for x in r["laplace"])
-        n = " / ".join(f"{x:.4f}" for x in r["nuts"])
-        lines.append(f"| {name} | {r['pareto_k']:.2f} | {r['used']} | {f} | {n} | {r['laplace_s']:.1f} / {r['nuts_s']:.1f} |")
+        for site in r["laplace"]:
+            f = " / ".join(f"{x:.4f}" for x in r["laplace"][site])
+            n = " / ".join(f"{x:.4f}" for x in r["nuts"][site])
+            lines.append(f"| {name} | {r['pareto_k']:.2f} | {r['used']} | {site} | {f} | {n} | "
+                         f"{r['laplace_s']:.1f} / {r['nuts_s']:.1f} |")
     lines += ["", "Where Pareto k > 0.7 the Laplace column is shown for comparison only: `bd.fit` then uses the "
               "inner NUTS fit."]
     return "\n".join(lines) + "\n"

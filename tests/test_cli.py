@@ -65,7 +65,7 @@ def test_fit_json_and_strict(fitted):
     out, res, stderr = fitted
     assert out.is_file() and res["posterior"] == str(out)
     assert res["law"] == "chinchilla" and res["noise"] == "student_t" and res["runs"] == 25
-    assert set(res["summary"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu", "tau", "kappa"}
+    assert set(res["summary"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu", "tau", "kappa", "omega"}
     assert res["review"]["ok"] is False and res["warnings"]
     assert "warning: the fit failed its review" in stderr
     assert res["config"]["chains"] == 2 and res["config"]["draws"] == 50

@@ -386,7 +386,7 @@ def test_subset():
 
 
 def test_fit_with_fewer_runs_than_parameters():
-    # 8 parameters: 5 coefficients, sigma, nu and tau (the default discrepancy)
+    # 8 parameters: 5 coefficients, sigma, nu and tau (the default discrepancy; kappa and omega are learnt outside)
     with pytest.raises(SweepError, match=r"^5 runs cannot pin down law .chinchilla. with 8 parameters"):
         bd.fit(synthetic_sweep(sizes=[1e7, 1e8, 1e9, 3e9, 1e10], tokens_per_param=[20.0]), progress_bar=False)
 

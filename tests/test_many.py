@@ -93,7 +93,7 @@ def test_fit_many_batches_in_order_with_own_reviews():
     for s, p in zip(sweeps, posts):
         np.testing.assert_allclose(p.data["loss"].to_numpy(), s["loss"].to_numpy(), rtol=1e-6)
         assert p.review().checks and p.config["seed"] == 1 + posts.index(p)
-        assert "kappa" in p.idata.posterior
+        assert "kappa" in p.idata.posterior and "omega" in p.idata.posterior
     # the batch a sweep is in changes floating-point rounding only: same posterior
     alone = bd.fit(sweeps[1], seed=2, **{**TINY, "discrepancy": "compute"})
     for k in ("E", "alpha", "beta"):

@@ -124,8 +124,8 @@ def test_whitened_sampler_gives_the_posterior_of_plain_nuts(chinchilla_points):
 
 
 def test_kappa_from_the_laplace_step_agrees_with_the_inner_nuts_fit():
-    """The inner leave-last-level-out posterior by Laplace + importance sampling gives the kappa of the
-    inner NUTS fit it replaces (same held-out level, same grid): medians and 90% bounds within 0.005."""
+    """The inner leave-last-level-out posterior by Laplace + importance sampling gives the kappa and omega
+    of the inner NUTS fit it replaces (same held-out level, same grid): medians and 90% bounds within 0.005."""
     from bayesdistill.inference.kappa import inner_draws, inner_job, kappa_from_inner, kappa_plan
     from bayesdistill.inference.sampling import prepare
 
@@ -140,8 +140,9 @@ def test_kappa_from_the_laplace_step_agrees_with_the_inner_nuts_fit():
     settings = engine.Settings(4, 1000, 500, 0.9, True, 1, True)
     d = engine.run([job], settings, joint=False, modes=[lap])[0]
     slow, _ = kappa_from_inner(p, job, d.flat_samples(), None, 4000, {})
-    for q in (0.05, 0.5, 0.95):
-        assert abs(np.quantile(fast, q) - np.quantile(slow, q)) < 0.005, q
+    for site in ("kappa", "omega"):
+        for q in (0.05, 0.5, 0.95):
+            assert abs(np.quantile(fast[site], q) - np.quantile(slow[site], q)) < 0.005, (site, q)
 
 
 def test_a_fit_records_its_laplace_step_and_steps_per_draw():

@@ -56,7 +56,8 @@ def test_wheel_carries_the_shipped_files(installed):
     wheel, *_ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("data/gadre_c4.csv", "data/gemstones_cool_end.csv", "data/datablations_single_epoch.csv",
-                    "data/LICENSE-MIT-gadre.txt", "data/README.md", "models/distillation_replica.nc"):
+                    "data/LICENSE-MIT-gadre.txt", "data/README.md", "models/distillation_replica.nc",
+                    "data/porian_rw_cosine.csv", "data/LICENSE-MIT-porian.txt", "models/misfit_prior.json"):
         assert f"bayesdistill/_shipped/{shipped}" in names, shipped
 
 
@@ -69,7 +70,8 @@ def test_installed_package_runs_outside_the_repository(installed):
 
     listed = json.loads(_run([str(bin_ / "bayesdistill"), "datasets", "--json"], cwd=work, env=env).stdout)
     rows = {d["name"]: d["rows"] for d in listed["datasets"]}
-    assert rows == {"gadre_c4": 104, "gemstones_cool_end": 199, "datablations_single_epoch": 29}
+    assert rows == {"gadre_c4": 104, "gemstones_cool_end": 199, "datablations_single_epoch": 29,
+                    "porian_rw_cosine": 88, "porian_owt2_cosine": 88, "olmo2_ladder": 25}
 
     out = _run([str(bin_ / "bayesdistill"), "recommend", "--budget", "1e22", "--student-size", "1e9", "--json"],
                cwd=work, env=env)

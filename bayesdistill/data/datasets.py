@@ -20,6 +20,12 @@ _DATASETS = {  # name -> (file, description, licence)
                            "20 runs x cooled-down branches, Dolma val loss", "MIT"),
     "datablations_single_epoch": ("datablations_single_epoch.csv", "Muennighoff et al. 2023 "
                                   "datablations: single-epoch (D == U) C4 runs", "Apache-2.0"),
+    "porian_rw_cosine": ("porian_rw_cosine.csv", "Porian et al. 2024 IsoFLOP sweep, RefinedWeb, cosine "
+                         "decay ending at each of 12 budgets: 88 runs, validation loss", "MIT"),
+    "porian_owt2_cosine": ("porian_owt2_cosine.csv", "Porian et al. 2024 IsoFLOP sweep, OpenWebText2, cosine "
+                           "decay ending at each of 12 budgets: 88 runs, validation loss", "MIT"),
+    "olmo2_ladder": ("olmo2_ladder.csv", "AI2 OLMo-2 model ladder (Bhagia et al. 2024): 5 sizes x "
+                     "0.5-10x Chinchilla tokens, 25 runs, C4 validation loss", "Apache-2.0"),
 }
 
 
@@ -50,7 +56,8 @@ def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        One of ``"gadre_c4"``, ``"gemstones_cool_end"``, ``"datablations_single_epoch"``.
+        One of ``"gadre_c4"``, ``"gemstones_cool_end"``, ``"datablations_single_epoch"``,
+        ``"porian_rw_cosine"``, ``"porian_owt2_cosine"``, ``"olmo2_ladder"`` (see ``data/README.md``).
     dataset : str, optional
         Only for ``"gadre_c4"``: keep the rows of this training dataset
         (``"c4_original"``, ``"rpj"`` or ``"rw_original"``).
@@ -74,7 +81,8 @@ def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
     path = DATA_DIR / _DATASETS[name][0]
     if not path.is_file():
         raise FileNotFoundError(
-            f"bundled data file {path} is missing; regenerate it with `python data/make_data.py`")
+            f"bundled data file {path} is missing; regenerate it with `python data/make_data.py` "
+            "(or `python data/make_corpus.py` for the Porian and OLMo ladders)")
     df = pd.read_csv(path)
     if dataset is not None:
         valid = sorted(df["dataset"].unique())

@@ -18,7 +18,7 @@ from ..errors import BayesDistillError, SweepError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
 from .engine import Job, fingerprint
-from .model import distance_geometry, make_joint_model, make_model, resolve_priors
+from .model import MISFIT_SITES, distance_geometry, make_joint_model, make_model, resolve_priors
 
 
 class ModelInputs(NamedTuple):
@@ -79,9 +79,9 @@ def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
         model = make_model(law, pri, noise, discrepancy)
     # the joint model is built for the number of distinct teachers (codes 0 .. n-1)
     n_teachers = int(np.max(np.asarray(args[1]["teacher"]))) + 1 if isinstance(law, DistillationLaw) else 0
-    # "compute" fits the "distance" model (kappa is learnt outside it): the two share a sampler
+    # "compute" fits the "distance" model (kappa, omega are learnt outside it): the two share a sampler
     key = fingerprint(type(law).__module__, type(law).__qualname__, law.spec(),
-                      {k: v.to_dict() for k, v in pri.items() if k != "kappa"}, noise,
+                      {k: v.to_dict() for k, v in pri.items() if k not in MISFIT_SITES}, noise,
                       "distance" if discrepancy == "compute" else discrepancy, teacher_noise, n_teachers)
     sizes = {k: int(np.shape(kwargs[k])[0]) for k in ("log_loss", "log_loss_student") if k in kwargs}
     return ModelInputs(pri, model, args, kwargs, centre, constant, dims, noise, key, sizes)
@@ -110,7 +110,7 @@ def _constants(rows, dim, cols=("N", "D")):
 
 
 def _check_count(n, pri, law):
-    pri = {k: v for k, v in pri.items() if k != "kappa"}  # kappa is learnt by the inner fit, not from these runs
+    pri = {k: v for k, v in pri.items() if k not in MISFIT_SITES}  # learnt by the inner fit, not from these runs
     if n <= len(pri):
         raise SweepError(
             f"{n} runs cannot pin down law {law.name!r} with {len(pri)} parameters "

@@ -1,10 +1,12 @@
-"""``discrepancy="compute"``: learning ``kappa``, the law's misfit per decade of compute, by
-leave-last-level-out inside the fitted runs (the model is described in :mod:`.model`).
+"""``discrepancy="compute"``: learning the law's misfit beyond the fitted compute (``kappa`` and
+``omega``, :mod:`.misfit`) by leave-last-level-out inside the fitted runs.
 
 The runs are binned into IsoFLOP levels (:func:`bayesdistill.inference.validation.compute_levels`);
 the ``distance`` model fitted to every level below the largest (the *inner* fit: the main fit's
 compiled program, the largest level masked out, the centre and distance geometry of the inner
-runs) predicts the largest level, and that predictive density is the likelihood of ``kappa``.
+runs) predicts the largest level, and that predictive density is the likelihood of ``(kappa,
+omega)`` (:func:`.misfit.loglik_grid`), which updates their prior (by default the population prior
+learnt across public sweeps).
 
 The inner posterior is the Laplace approximation at its mode, reweighted by Pareto-smoothed
 importance sampling (:mod:`.laplace`): on these few-parameter posteriors that is the exact
@@ -17,14 +19,14 @@ instead, as the main fit is; the config says which (``kappa["inner"]``).
 from __future__ import annotations
 
 import arviz as az
-import jax
 import numpy as np
 
 from ..errors import SweepError
 from .engine import Job
 from .inputs import Prepared, centre_arg, job_of
 from .laplace import PARETO_K_MAX, Laplace, psis_weights
-from .model import KAPPA_GRID, distance_geometry, kappa_posterior, log10_6nd, sample_grid
+from .misfit import loglik_grid, misfit_draws
+from .model import distance_geometry, log10_6nd
 from .posterior import Posterior
 
 
@@ -64,10 +66,10 @@ def inner_job(p: Prepared, inner) -> Job:
     return job_of(p, masks={"log_loss": inner}, args=(logN, logD, centre_arg(geometry)))
 
 
-def kappa_from_prior(pri, seed: int, why: str, n_draws: int) -> tuple[np.ndarray, dict]:
-    """``n_draws`` of ``kappa`` from its prior, and why (for the config)."""
-    kappa = pri["kappa"].to_numpyro().sample(jax.random.PRNGKey(seed), (n_draws,))
-    return np.asarray(kappa, dtype=np.float64), {"source": f"prior: {why}"}
+def kappa_from_prior(pri, seed: int, why: str, n_draws: int) -> tuple[dict, dict]:
+    """``n_draws`` of ``kappa`` and ``omega`` from their prior, and why (for the config)."""
+    draws, summary = misfit_draws(None, pri, n_draws, seed)
+    return draws, {"source": f"prior: {why}", **summary}
 
 
 def inner_draws(lap: Laplace) -> tuple[dict, np.ndarray, float]:
@@ -81,15 +83,16 @@ def reliable(k: float) -> bool:
     return bool(np.isfinite(k) and k <= PARETO_K_MAX)
 
 
-def kappa_from_inner(p: Prepared, job: Job, draws: dict, weights, n_draws: int, how: dict) -> tuple[np.ndarray, dict]:
-    """Draws of ``kappa`` and how they were learnt (for the config), from the inner posterior's draws.
+def kappa_from_inner(p: Prepared, job: Job, draws: dict, weights, n_draws: int, how: dict) -> tuple[dict, dict]:
+    """Draws of ``kappa`` and ``omega`` and how they were learnt (for the config), from the inner posterior.
 
     ``draws`` maps each site to ``(S, ...)`` draws of the inner posterior with ``weights`` (S,)
     (None: equal). The held-out largest level, ``e`` decades of compute beyond the inner fit,
-    gives the likelihood of ``kappa`` under the inner posterior predictive
-    (:func:`bayesdistill.inference.model.kappa_posterior`); its posterior on a grid is drawn
+    gives the likelihood of ``(kappa, omega)`` under the inner posterior predictive
+    (:func:`bayesdistill.inference.misfit.loglik_grid`); their posterior on the grid is drawn
     ``n_draws`` times, independently of the other parameters. ``how`` (e.g. the inner method and
-    its seconds) is added to the returned info.
+    its seconds) is added to the returned info, with the likelihood grid itself (``loglik``), so
+    the fit can be read under another misfit prior (:func:`bayesdistill.inference.population.reprior`).
     """
     from .validation import log10_compute
 
@@ -105,9 +108,8 @@ def kappa_from_inner(p: Prepared, job: Job, draws: dict, weights, n_draws: int, 
     nu = flat["nu"] if noise == "student_t" else None
     mu, scale = np.asarray(inner_post.log_loss_draws(N, D)), np.asarray(inner_post.noise_scale(N, D))
     scale = np.broadcast_to(scale, mu.shape)
-    w = kappa_posterior(np.log(test["loss"].to_numpy(float)), mu, scale, nu, e, pri["kappa"], weights=weights)
-    kappa = sample_grid(KAPPA_GRID, w, n_draws, np.random.default_rng(np.random.SeedSequence([p.seed, 15])))
+    ll = loglik_grid(np.log(test["loss"].to_numpy(float)), mu, scale, nu, e, weights=weights, seed=p.seed)
+    out, summary = misfit_draws(ll, pri, n_draws, p.seed)
     info = {"source": "leave-last-level-out", "inner_runs": int(inner.sum()), "held_out_runs": int((~inner).sum()),
-            "held_out_decades": float(np.median(e)), "median": float(np.median(kappa)),
-            "q05": float(np.quantile(kappa, 0.05)), "q95": float(np.quantile(kappa, 0.95)), **how}
-    return kappa, info
+            "held_out_decades": float(np.median(e)), **summary, **how, "loglik": np.round(ll, 4).tolist()}
+    return out, info

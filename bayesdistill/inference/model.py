@@ -24,22 +24,22 @@ at three), added in quadrature to ``sigma``. Its default prior is
 HalfNormal(0.01).
 
 With ``discrepancy="compute"`` (the default of :func:`bayesdistill.fit` for supervised laws)
-the ``distance`` model is fitted unchanged and the predictive noise scale gets one more term
-that grows with the decades of compute ``e = max(0, log10(6ND) - log10 C_max)`` beyond the
-largest fitted run: ``sqrt(sigma^2 + (tau d)^2 + (kappa e)^2)``. An IsoFLOP sweep's next budget is
-mostly a step along log C, where ``d`` grows little while the law's misfit grows; ``kappa`` (log
-loss per decade of compute, prior HalfNormal(0.02)) is the rate at which it does. It cannot be
-learnt from the fitted runs' residuals (every fitted run has ``e = 0``), so it is learnt the way
-it is used: by leave-last-level-out inside the fitted runs (:func:`kappa_posterior`). The runs are
-binned into IsoFLOP levels (:func:`bayesdistill.inference.validation.compute_levels`), the ``distance``
-model is fitted to every level below the largest (:mod:`bayesdistill.inference.kappa`: Laplace +
-importance sampling), and the largest level's runs, ``e_i`` decades
-beyond that inner fit, give the likelihood of ``kappa`` under the inner posterior predictive
-(averaged over its draws, so the inner fit's own uncertainty is not counted twice); ``kappa``'s
-posterior on a grid is then drawn once per posterior draw. Within the fitted compute range
-``compute`` and ``distance`` predict identically (and have the same LOO). The student runs of a
-distillation law keep ``distance`` semantics (no ``kappa``): the student's compute is not the
-axis its sweeps step along.
+the ``distance`` model is fitted unchanged and the predictive noise scale of a run ``e =
+max(0, log10(6ND) - log10 C_max)`` decades of compute beyond the largest fitted run gets the law's
+misfit there, ``sqrt(sigma^2 + (tau d)^2 + (kappa e)^2 + omega^2 e)``: a drift ``kappa`` per decade
+and a random walk ``omega`` per square-root decade (:mod:`bayesdistill.inference.misfit`). An
+IsoFLOP sweep's next budget is mostly a step along log C, where ``d`` grows little while the law's
+misfit grows. ``kappa`` and ``omega`` cannot be learnt from the fitted runs' residuals (every
+fitted run has ``e = 0``); their prior is a population prior learnt across public sweeps
+(``models/misfit_prior.json``), updated by leave-last-level-out inside the fitted runs
+(:mod:`bayesdistill.inference.kappa`): the runs are binned into IsoFLOP levels
+(:func:`bayesdistill.inference.validation.compute_levels`), the ``distance`` model is fitted to
+every level below the largest (Laplace + importance sampling), and the largest level's runs, which
+share one draw of the misfit, give the likelihood of ``(kappa, omega)`` under the inner posterior
+predictive. Their posterior on a grid is drawn once per posterior draw. Within the fitted compute
+range ``compute`` and ``distance`` predict identically (and have the same LOO). The student runs
+of a distillation law keep ``distance`` semantics (no misfit beyond): the student's compute is not
+the axis its sweeps step along.
 """
 
 from __future__ import annotations
@@ -78,14 +78,20 @@ NOISE_PRIORS = {
                  "0.01 is ~1% at 1 sd, ~3% at 3 sd"),
     "tau_distill": Prior("halfnormal", {"scale": 0.01},
                          "the same for the student runs, in their standardised log N_S, log D_S"),
-    "kappa": Prior("halfnormal", {"scale": 0.02},
-                   "misfit of the law per decade of compute beyond the largest fitted run "
-                   "(discrepancy='compute'): sd kappa*e of log loss e decades beyond, in quadrature; "
-                   "learnt by leave-last-level-out inside the fitted runs"),
+    "kappa": Prior("population", {},
+                   "drift of the law's misfit per decade of compute beyond the largest fitted run "
+                   "(discrepancy='compute'): the prior learnt across public sweeps (models/misfit_prior.json), "
+                   "updated by the sweep's own leave-last-level-out"),
+    "omega": Prior("population", {},
+                   "random walk of the law's misfit per square-root decade of compute beyond the largest "
+                   "fitted run (discrepancy='compute'): misfit sd sqrt((kappa e)^2 + omega^2 e) e decades "
+                   "beyond; prior learnt across public sweeps, updated by the sweep's leave-last-level-out"),
 }
 
 #: priors allowed on the discrepancy scales (support [0, inf))
 DISCREPANCY_FAMILIES = ("halfnormal", "halfcauchy", "exponential", "gamma", "lognormal")
+#: the sites of the misfit beyond the fitted compute (learnt outside the sampled model; see .misfit)
+MISFIT_SITES = ("kappa", "omega")
 
 
 def site_names(law: Law, noise: str, discrepancy: str = "none") -> list[str]:
@@ -98,7 +104,7 @@ def site_names(law: Law, noise: str, discrepancy: str = "none") -> list[str]:
     if discrepancy in DISTANCE_KINDS:
         names += [DISCREPANCY_SITES[s] for s in names if s in DISCREPANCY_SITES]
     if discrepancy == "compute" and not hasattr(law, "student_log_loss"):
-        names.append("kappa")
+        names += list(MISFIT_SITES)
     return names
 
 
@@ -121,6 +127,9 @@ def resolve_priors(law: Law, noise: str, priors: dict | None, discrepancy: str =
         out[name] = Prior.from_dict(p)
     sheared = {c for c, _, _ in law.shears}
     for name, p in out.items():
+        if p.family == "population" and name not in MISFIT_SITES:
+            raise LawError(f"priors: 'population' is a prior on the law's misfit beyond the fitted compute "
+                           f"only ({list(MISFIT_SITES)}), not on {name!r}")
         if p.family in TERM_FAMILIES and name not in sheared:
             raise LawError(f"priors: {p.family!r} is a prior on a law's term; {name!r} is not the coefficient "
                            f"of a term (those are {sorted(sheared)})")
@@ -131,11 +140,12 @@ def resolve_priors(law: Law, noise: str, priors: dict | None, discrepancy: str =
                 f"priors: {name!r} is sampled on the log scale and needs a prior with support "
                 f"(0, inf), one of {list(LOG_SCALE_FAMILIES)}; got {out[name].family!r}"
             )
-    for name in (*DISCREPANCY_SITES.values(), "kappa"):
-        if name in out and out[name].family not in DISCREPANCY_FAMILIES:
+    for name in (*DISCREPANCY_SITES.values(), *MISFIT_SITES):
+        allowed = DISCREPANCY_FAMILIES + (("population",) if name in MISFIT_SITES else ())
+        if name in out and out[name].family not in allowed:
             raise LawError(
                 f"priors: {name!r} is a noise scale and needs a prior on [0, inf), one of "
-                f"{list(DISCREPANCY_FAMILIES)}; got {out[name].family!r}"
+                f"{list(allowed)}; got {out[name].family!r}"
             )
     return out
 
@@ -397,10 +407,6 @@ def make_joint_model(law, priors: dict[str, Prior], noise: str, teacher_noise: f
 
 
 # ------------------------------------------------- discrepancy="compute": misfit along log C
-#: grid (log loss per decade of compute) on which the posterior of ``kappa`` is computed
-KAPPA_GRID = np.linspace(0.0, 0.5, 1001)
-
-
 def log10_6nd(N, D) -> np.ndarray:
     """log10 of the compute C = 6 N D (summed in logs: 6 N D of integer columns overflows int64)."""
     return np.log10(6.0) + np.log10(np.asarray(N, dtype=float)) + np.log10(np.asarray(D, dtype=float))
@@ -411,46 +417,6 @@ def decades_beyond(N, D, log10_c_max: float) -> np.ndarray:
     return np.maximum(0.0, log10_6nd(N, D) - log10_c_max)
 
 
-def kappa_posterior(log_y, mu, scale, nu, e, prior: Prior, grid=KAPPA_GRID, weights=None) -> np.ndarray:
-    """Posterior weights of ``kappa`` on ``grid`` from runs held out beyond an inner fit.
-
-    ``log_y`` (n,) are the held-out runs' log losses, ``e`` (n,) their decades of compute beyond
-    the inner fit's largest run; ``mu``, ``scale`` (S, n) are the inner posterior's law log loss
-    and noise scale per draw and ``nu`` (S,) its Student-t degrees of freedom (None: Gaussian).
-    The likelihood of ``kappa`` is the inner posterior predictive density of the held-out runs
-    with the noise scale ``sqrt(scale^2 + (kappa e)^2)``, averaged over the draws of the joint
-    density of all of them (the runs share the inner fit's coefficients); ``weights`` (S,), when
-    given, are the draws' importance weights (:mod:`bayesdistill.inference.laplace`). Returns weights
-    summing to 1 (prior density times likelihood).
-    """
-    from scipy.special import gammaln, logsumexp
-
-    log_y, e = np.asarray(log_y, float), np.asarray(e, float)
-    mu, scale = np.asarray(mu, float), np.broadcast_to(np.asarray(scale, float), np.shape(mu))
-    r2, s2, e2 = (log_y[None, :] - mu) ** 2, scale ** 2, e[None, :] ** 2
-    if nu is not None:  # Student-t log density of r / sqrt(v): const(nu) - (nu + 1)/2 log1p(r^2 / (v nu)) - log(v)/2
-        nu = np.asarray(nu, float)[:, None]
-        const = len(log_y) * (gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi))[:, 0]
-        r2_nu, half = r2 / nu, 0.5 * (nu + 1)
-    b = None if weights is None else np.asarray(weights, float) / np.sum(weights)
-    loglik = np.empty(len(grid))
-    for j, k in enumerate(grid):  # a loop: (S, n) per grid point keeps memory small
-        v = s2 + k * k * e2
-        if nu is None:
-            lp = -0.5 * (r2 / v + np.log(2 * np.pi * v)).sum(1)
-        else:
-            lp = const - (half * np.log1p(r2_nu / v)).sum(1) - 0.5 * np.log(v).sum(1)
-        loglik[j] = logsumexp(lp) - np.log(lp.shape[0]) if b is None else logsumexp(lp, b=b)
-    # at kappa = 0 itself half-distributions are outside their (open) support: evaluate just inside
-    logprior = np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-9))), dtype=float)
-    logw = loglik + logprior
-    w = np.exp(logw - logw.max())
-    return w / w.sum()
-
-
-def sample_grid(grid, weights, n: int, rng) -> np.ndarray:
-    """``n`` draws from the piecewise-linear density through ``weights`` on ``grid``."""
-    grid, weights = np.asarray(grid, float), np.asarray(weights, float)
-    cell = 0.5 * (weights[1:] + weights[:-1]) * np.diff(grid)
-    cdf = np.concatenate([[0.0], np.cumsum(cell)])
-    return np.interp(rng.uniform(0.0, cdf[-1], n), cdf, grid)
+def misfit_sd(kappa, omega, e):
+    """Standard deviation of the misfit ``e`` decades of compute beyond the fit."""
+    return ((kappa * e) ** 2 + omega ** 2 * e) ** 0.5

@@ -1,38 +1,30 @@
-"""``discrepancy="compute"`` for grouped fits: one ``kappa`` shared by the groups.
+"""``discrepancy="compute"`` for grouped fits: one ``kappa`` and ``omega`` shared by the groups.
 
 The same leave-last-level-out as :func:`bayesdistill.inference.sampling.fit` uses for one sweep
 (see :mod:`bayesdistill.inference.model`), done per group inside one inner fit: each group's runs
 are binned into IsoFLOP levels (:func:`bayesdistill.inference.validation.compute_levels`), the
 grouped ``distance`` model is refitted (the main fit's compiled sampler, the held-out runs masked
 out) to every group's levels below its largest, and the largest level of every group, ``e_i``
-decades of compute beyond that group's inner runs, gives the likelihood of one ``kappa`` (the
+decades of compute beyond that group's inner runs, gives the likelihood of one ``(kappa, omega)`` (the
 groups share the inner draws, so their held-out runs enter one joint predictive density). A group
 with one level, or too few runs below its largest, holds nothing out; when no group holds out,
-``kappa`` keeps its prior (said in the config).
+``kappa`` and ``omega`` keep their prior (said in the config).
 """
 
 from __future__ import annotations
 
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..errors import SweepError
-from .model import (
-    DISTANCE_KINDS,
-    KAPPA_GRID,
-    distance_geometry,
-    distance_sq,
-    kappa_posterior,
-    noise_scale,
-    sample_grid,
-)
+from .misfit import loglik_grid, misfit_draws
+from .model import DISTANCE_KINDS, distance_geometry, distance_sq, noise_scale
 
 
 def learn_group_kappa(rows, law, pri, noise, args, kwargs, run_inner, seed, n_draws, discrepancy="compute"):
-    """Draws of the shared ``kappa`` and how they were learnt (as :func:`.kappa.kappa_from_inner`).
+    """Draws of the shared ``kappa`` and ``omega`` and how they were learnt (as :func:`.kappa.kappa_from_inner`).
 
     ``args`` are the pooled model's ``(logN, logD, code, centre)``; ``run_inner(args, kwargs)``
     returns draws of the inner posterior (site -> ``(S, ...)``), their weights (None: equal) and a
@@ -59,8 +51,8 @@ def learn_group_kappa(rows, law, pri, noise, args, kwargs, run_inner, seed, n_dr
             continue
         inner[idx[~below]] = False
     if inner.all():
-        kappa = pri["kappa"].to_numpyro().sample(jax.random.PRNGKey(seed), (n_draws,))
-        return np.asarray(kappa, dtype=np.float64), {"source": "prior: " + "; ".join(why)}
+        draws, summary = misfit_draws(None, pri, n_draws, seed)
+        return draws, {"source": "prior: " + "; ".join(why), **summary}
     t0 = time.perf_counter()
     lN, lD = np.asarray(logN, float), np.asarray(logD, float)
     geo = [distance_geometry(lN[inner & (codes == g)], lD[inner & (codes == g)]) for g in range(n_groups)]
@@ -81,12 +73,11 @@ def learn_group_kappa(rows, law, pri, noise, args, kwargs, run_inner, seed, n_dr
     c_max = np.array([c[inner & (codes == g)].max() for g in range(n_groups)])
     e = np.maximum(0.0, c[test] - c_max[g_test])
     nu = s["nu"] if noise == "student_t" else None
-    w = kappa_posterior(np.log(rows["loss"].to_numpy(float)[test]), mu, scale, nu, e, pri["kappa"], weights=weights)
-    kappa = sample_grid(KAPPA_GRID, w, n_draws, np.random.default_rng(np.random.SeedSequence([seed, 15])))
-    info = {"source": "leave-last-level-out per group, shared kappa", "inner_runs": int(inner.sum()),
-            "held_out_runs": int((~inner).sum()), "held_out_decades": float(np.median(e)),
-            "median": float(np.median(kappa)), "q05": float(np.quantile(kappa, 0.05)),
-            "q95": float(np.quantile(kappa, 0.95)), **how, "inner_seconds": time.perf_counter() - t0}
+    ll = loglik_grid(np.log(rows["loss"].to_numpy(float)[test]), mu, scale, nu, e, weights=weights, seed=seed)
+    draws, summary = misfit_draws(ll, pri, n_draws, seed)
+    info = {"source": "leave-last-level-out per group, shared kappa and omega", "inner_runs": int(inner.sum()),
+            "held_out_runs": int((~inner).sum()), "held_out_decades": float(np.median(e)), **summary,
+            **how, "inner_seconds": time.perf_counter() - t0, "loglik": np.round(ll, 4).tolist()}
     if why:
         info["groups_without_held_out"] = why
-    return kappa, info
+    return draws, info

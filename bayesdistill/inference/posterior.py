@@ -27,7 +27,16 @@ from ..errors import BayesDistillError, ExtrapolationWarning, PosteriorFileError
 from ..laws.base import Law, law_from_spec
 from ..laws.distillation import is_distillation
 from ..laws.priors import Prior
-from .model import DISCREPANCY_SITES, DISTANCE_KINDS, decades_beyond, distance_sq, log10_6nd, noise_scale
+from .model import (
+    DISCREPANCY_SITES,
+    DISTANCE_KINDS,
+    MISFIT_SITES,
+    decades_beyond,
+    distance_sq,
+    log10_6nd,
+    misfit_sd,
+    noise_scale,
+)
 from .review import Review, review_idata
 
 ATTR = "bayesdistill_spec"
@@ -83,7 +92,7 @@ class Posterior:
         """Coefficients (natural units) and noise parameters."""
         noise = ["sigma"] + (["sigma_distill"] if self.is_distillation else [])
         tau = [DISCREPANCY_SITES[s] for s in noise] if self.discrepancy in DISTANCE_KINDS else []
-        kappa = ["kappa"] if self.has_kappa else []
+        kappa = [s for s in MISFIT_SITES if s in self.idata.posterior] if self.has_kappa else []
         if self.group_names:  # a grouped fit: the coefficients are per group (see group()), these are shared
             from .pooling import hyper_sites
 
@@ -183,7 +192,7 @@ class Posterior:
         return out
 
     # -------------------------------------------------------- predictions
-    def noise_scale(self, N=None, D=None, scale: str = "sigma") -> jnp.ndarray:
+    def noise_scale(self, N=None, D=None, scale: str = "sigma", misfit: bool = True) -> jnp.ndarray:
         """Noise scale of log loss per draw (rows) at points ``(N, D)`` (columns).
 
         ``scale`` names the noise-scale site (``"sigma"``, or ``"sigma_distill"``
@@ -192,7 +201,8 @@ class Posterior:
         needed); with ``discrepancy="distance"`` it is ``sqrt(sigma^2 + (tau
         d)^2)`` at each point's distance ``d`` from the fitted runs, exactly as
         in the model; with ``discrepancy="compute"`` (supervised runs) the
-        further ``(kappa e)^2`` at ``e`` decades of compute beyond the fit.
+        further ``(kappa e)^2 + omega^2 e`` at ``e`` decades of compute beyond the fit
+        (:mod:`bayesdistill.inference.misfit`; ``misfit=False`` leaves it out: the ``distance`` scale).
         """
         sigma = jnp.asarray(self.draws([scale])[scale])[:, None]
         if self.discrepancy not in DISTANCE_KINDS:
@@ -205,10 +215,12 @@ class Posterior:
         logN = jnp.log(jnp.asarray(np.asarray(N, dtype=float).reshape(-1)))[None, :]
         logD = jnp.log(jnp.asarray(np.asarray(D, dtype=float).reshape(-1)))[None, :]
         out = noise_scale(sigma, tau, distance_sq(logN, logD, self.centre, "_S" if scale == "sigma_distill" else ""))
-        if self.has_kappa and scale == "sigma":
-            kappa = jnp.asarray(self.draws(["kappa"])["kappa"])[:, None]
+        sites = [s for s in MISFIT_SITES if s in self.idata.posterior]
+        if misfit and self.has_kappa and scale == "sigma" and sites:
+            d = {k: jnp.asarray(v)[:, None] for k, v in self.draws(sites).items()}
             e = jnp.asarray(self.decades_beyond(np.asarray(N, float).reshape(-1), np.asarray(D, float).reshape(-1)))
-            out = jnp.sqrt(out ** 2 + (kappa * e[None, :]) ** 2)
+            sd = misfit_sd(d.get("kappa", 0.0), d.get("omega", 0.0), e[None, :])
+            out = jnp.sqrt(out ** 2 + sd ** 2)
         return out
 
     def noise_draws(self, key, shape, scale: str = "sigma", N=None, D=None):
@@ -345,6 +357,11 @@ class Posterior:
 
     # ------------------------------------------------------------ persistence
     def spec(self) -> dict:
+        """What :meth:`save` stores beside the draws. The misfit's likelihood grid
+        (``config["kappa"]["loglik"]``, for :func:`bayesdistill.inference.population.reprior`) stays in memory."""
+        config = self.config
+        if isinstance(config.get("kappa"), dict) and "loglik" in config["kappa"]:
+            config = {**config, "kappa": {k: v for k, v in config["kappa"].items() if k != "loglik"}}
         return {
             "format": 1,
             "version": __version__,
@@ -352,7 +369,7 @@ class Posterior:
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "noise": self.noise,
             "centre": self.centre,
-            "config": self.config,
+            "config": config,
         }
 
     def save(self, path) -> Path:

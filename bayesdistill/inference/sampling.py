@@ -159,15 +159,17 @@ def fit(
         data; ``tau`` is learnt (prior ``tau``, and ``tau_distill`` for the
         student runs of a distillation law). ``"compute"`` (default): the
         same fit, and predictions ``e`` decades of compute beyond the largest
-        fitted run get a further ``(kappa e)^2``, ``kappa`` learnt by
-        leave-last-level-out inside the fitted runs (an inner posterior by
-        Laplace + importance sampling, NUTS where that is unreliable; see
-        :mod:`bayesdistill.inference.kappa`); for a distillation law it is
+        fitted run get a further misfit of variance ``(kappa e)^2 + omega^2 e``
+        (a drift and a random walk in log C, :mod:`bayesdistill.inference.misfit`):
+        ``kappa`` and ``omega`` have a prior learnt across public sweeps,
+        updated by leave-last-level-out inside the fitted runs (an inner
+        posterior by Laplace + importance sampling, NUTS where that is
+        unreliable; see :mod:`bayesdistill.inference.kappa`); for a distillation law it is
         ``"distance"``. ``"none"``: one constant noise scale, which is
         overconfident when extrapolating (see ``benchmarks/bench_isoflop.py``).
     groups : str, optional
         A column of the sweep (e.g. ``"dataset"``): one joint, hierarchical posterior over its groups
-        (supervised laws; with ``"compute"`` one ``kappa`` shared by the groups); ``post.group(name)`` is each
+        (supervised laws; with ``"compute"`` one ``kappa`` and ``omega`` shared by the groups); ``post.group(name)`` is each
         group's ordinary Posterior. ``law`` may then map group -> law (all the same law).
         See :mod:`bayesdistill.inference.pooling`.
     pool : {"exponents", "all", "none"} or list of str
@@ -360,9 +362,10 @@ def _posterior(p: Prepared, d: Draws, config: dict, kappa) -> Posterior:
                          observed_data=observed, constant_data={k: v.values for k, v in mi.constant.items()},
                          coords=coords, dims=dims)
     centre = {**mi.centre, "log10_c_max": log10_c_max(p.sweep.supervised)}
-    if kappa is not None:
+    if kappa is not None:  # the misfit beyond the fitted compute (kappa, omega), learnt outside the sampler
         draws, config["kappa"] = kappa
-        idata.posterior["kappa"] = (("chain", "draw"), draws.reshape(config["chains"], config["draws"]))
+        for site, v in draws.items():
+            idata.posterior[site] = (("chain", "draw"), v.reshape(config["chains"], config["draws"]))
     return Posterior(idata, p.law, mi.priors, mi.model_noise, centre, config)
 
 

@@ -191,15 +191,25 @@ def held_out_log_score(post, N, D, loss) -> np.ndarray:
     return logsumexp(lp, axis=0) - math.log(lp.shape[0])
 
 
+#: nominal levels of the reliability diagram (central predictive intervals)
+RELIABILITY_LEVELS = (0.5, 0.8, 0.9, 0.95)
+
+
+def _interval(pred) -> tuple:
+    """The lower and upper predictive quantiles of a :meth:`Posterior.predict` table."""
+    lo, hi = (c for c in pred.columns if c.startswith("pred_q"))
+    return pred[lo].to_numpy(), pred[hi].to_numpy()
+
+
 def score(post, test, seed: int = 1) -> dict:
-    """Coverage, error, widths and log score at the held-out runs ``test`` (columns N, D, loss)."""
+    """Coverage, error, widths and log score at the held-out runs ``test`` (columns N, D, loss);
+    ``covered`` counts the runs inside each central interval of :data:`RELIABILITY_LEVELS`."""
     N, D, y = (_positive_column(test, c) for c in ("N", "D", "loss"))
-    p90 = post.predict(N, D, prob=0.9, seed=seed)
-    p50 = post.predict(N, D, prob=0.5, seed=seed)
-    inside90 = (y >= p90["pred_q05"]) & (y <= p90["pred_q95"])
-    inside50 = (y >= p50["pred_q25"]) & (y <= p50["pred_q75"])
+    preds = {prob: post.predict(N, D, prob=prob, seed=seed) for prob in RELIABILITY_LEVELS}
+    inside = {prob: (y >= _interval(p)[0]) & (y <= _interval(p)[1]) for prob, p in preds.items()}
+    p90, p50, inside90, inside50 = preds[0.9], preds[0.5], inside[0.9], inside[0.5]
     return {
-        "n": len(y),
+        "n": len(y), "covered": {str(prob): int(v.sum()) for prob, v in inside.items()},
         "covered50": int(inside50.sum()), "covered90": int(inside90.sum()),
         "coverage50": float(inside50.mean()), "coverage90": float(inside90.mean()),
         "median_rel_error": float(np.median(np.abs(p90["median"] / y - 1))),
@@ -226,6 +236,8 @@ def pool(scores: list[dict]) -> dict:
         "median_rel_width50": float(np.median([s["median_rel_width50"] for s in scores])),
         "median_rel_width90": float(np.median([s["median_rel_width90"] for s in scores])),
         "log_score": sum(s["log_score"] * s["n"] for s in scores) / n,
+        "reliability": {str(prob): sum(s["covered"][str(prob)] for s in scores) / n
+                        for prob in RELIABILITY_LEVELS if all("covered" in s for s in scores)},
     }
 
 
@@ -233,7 +245,8 @@ def pool(scores: list[dict]) -> dict:
 def real_sweeps() -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Every real sweep of the project by name, and the ones skipped with the reason.
 
-    Gadre et al. per training set, Gemstones, Datablations (shipped); Epoch's Chinchilla points
+    Gadre et al. per training set, Gemstones, Datablations, the Porian et al. IsoFLOP sweeps on two
+    datasets and the OLMo-2 ladder (shipped); Epoch's Chinchilla points
     and the Misfitting last checkpoints (read from :func:`bayesdistill.datasets.shared_data_dir`,
     never shipped: skipped with the reason when absent).
     """
@@ -253,4 +266,6 @@ def real_sweeps() -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
         out["misfitting_last_ckpt"] = load_misfitting()[["N", "D", "loss"]]
     except FileNotFoundError as exc:
         skipped["misfitting_last_ckpt"] = f"skipped: {exc}"
+    for name in ("porian_rw_cosine", "porian_owt2_cosine", "olmo2_ladder"):
+        out[name] = load_dataset(name)[["N", "D", "loss"]]
     return out, skipped

@@ -25,6 +25,9 @@ FAMILIES = {
     # a prior on a sheared coefficient's TERM at the sweep's reference point, not on the coefficient:
     # sqrt(coef / x_ref^exponent) ~ HalfNormal(scale) (see bayesdistill.inference.model.sample_coefficients)
     "term_halfnormal": (None, ("scale",)),
+    # the misfit beyond the fitted compute (kappa, omega) learnt across public sweeps, shipped in
+    # models/misfit_prior.json (see bayesdistill.inference.misfit)
+    "population": (None, ()),
 }
 
 
@@ -37,10 +40,12 @@ class Prior:
     family : str
         One of ``normal``, ``lognormal``, ``halfnormal``, ``halfcauchy``,
         ``exponential``, ``gamma``, ``uniform``, ``truncnormal``, ``studentt``,
-        or ``term_halfnormal`` (sheared coefficients only): a prior on the
+        ``term_halfnormal`` (sheared coefficients only): a prior on the
         term ``coef / x^exponent`` at the sweep's reference point ``x`` rather
         than on ``coef``: its square root is HalfNormal(``scale``), so the
-        term may vanish (the student's data term of the distillation law).
+        term may vanish (the student's data term of the distillation law),
+        or ``population`` (``kappa`` and ``omega`` only, no parameters): the
+        prior learnt across public sweeps that ships with the package.
     params : dict
         The family's parameters by numpyro name, e.g. ``{"loc": 0, "scale": 1}``.
     note : str

@@ -248,12 +248,21 @@ def _kappa_note(post) -> str:
     info = post.config.get("kappa")
     if not post.has_kappa or not isinstance(info, dict):
         return ""
-    if info.get("source") != "leave-last-level-out":
-        return f" Beyond the fitted compute the intervals widen by `kappa` per decade, from its {info.get('source')}."
-    return (f" Beyond the fitted compute the intervals widen by `kappa` = {info['median']:.4f} "
-            f"(90%: {info['q05']:.4f} to {info['q95']:.4f}) of log loss per decade, learnt by fitting the "
-            f"{info['inner_runs']} runs below the largest compute level and predicting its {info['held_out_runs']} runs "
-            f"({info['held_out_decades']:.2f} decades beyond).")
+    if "kappa" not in info:  # saved before omega: one kappa summary at the top level
+        if info.get("source") != "leave-last-level-out":
+            return f" Beyond the fitted compute the intervals widen by `kappa` per decade, from its {info.get('source')}."
+        return (f" Beyond the fitted compute the intervals widen by `kappa` = {info['median']:.4f} "
+                f"(90%: {info['q05']:.4f} to {info['q95']:.4f}) of log loss per decade, learnt by fitting the "
+                f"{info['inner_runs']} runs below the largest compute level and predicting its "
+                f"{info['held_out_runs']} runs ({info['held_out_decades']:.2f} decades beyond).")
+    k, o = info["kappa"], info.get("omega", {"median": 0.0, "q05": 0.0, "q95": 0.0})
+    how = ("the population prior learnt across public sweeps (`models/misfit_prior.json`), updated by fitting the "
+           f"{info['inner_runs']} runs below the largest compute level and predicting its {info['held_out_runs']} "
+           f"runs ({info['held_out_decades']:.2f} decades beyond)"
+           if info.get("source") == "leave-last-level-out" else f"its {info.get('source')}")
+    return (f" Beyond the fitted compute the law's misfit has sd sqrt((kappa e)^2 + omega^2 e) of log loss at e "
+            f"decades beyond: `kappa` = {k['median']:.4f} (90%: {k['q05']:.4f} to {k['q95']:.4f}) per decade and "
+            f"`omega` = {o['median']:.4f} (90%: {o['q05']:.4f} to {o['q95']:.4f}) per square-root decade, from {how}.")
 
 
 def write_report(post, out_dir, budget: float = 1e21, accounting: str = "paper") -> Path:
