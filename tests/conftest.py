@@ -19,7 +19,10 @@ CHINCHILLA_TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.
 #: Busbridge et al. (2025) Eq. 1 truth; gamma clearly away from 1
 BUSBRIDGE_TRUTH = {"E": 1.7, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37, "gamma": 0.8}
 
-TRUTHS = {"chinchilla": CHINCHILLA_TRUTH, "busbridge": BUSBRIDGE_TRUTH}
+#: Kaplan et al. (2020) Eq. 1.5 with their fitted values (Table 2)
+KAPLAN_TRUTH = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+
+TRUTHS = {"chinchilla": CHINCHILLA_TRUTH, "busbridge": BUSBRIDGE_TRUTH, "kaplan": KAPLAN_TRUTH}
 SIZES = tuple(np.geomspace(1e7, 1e9, 6))
 TOKENS_PER_PARAM = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
 
@@ -45,6 +48,9 @@ def true_loss(law: str, theta: dict, N, D) -> np.ndarray:
     if law == "busbridge":
         inner = theta["A"] * N ** -theta["alpha"] + theta["B"] * D ** -theta["beta"]
         return theta["E"] + inner ** theta["gamma"]
+    if law == "kaplan":
+        ratio = theta["alpha_N"] / theta["alpha_D"]
+        return ((theta["N_c"] / N) ** ratio + theta["D_c"] / D) ** theta["alpha_D"]
     raise ValueError(f"no truth for law {law!r}")
 
 

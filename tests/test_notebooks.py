@@ -81,3 +81,53 @@ def test_committed_notebook_has_full_outputs(name):
     assert not errors, f"{name} was committed with errors: {errors}"
     settings = "".join(o.get("text", "") for o in code[0].outputs if o.get("output_type") == "stream")
     assert "full settings" in settings, f"{name} was committed with FAST-mode outputs; execute it with full settings"
+
+
+#: absolute paths of some machine (the outputs must read the same on any machine)
+ABSOLUTE_PATH = r"(?<![\w.])/(?:work|tmp|root|home|Users|private|var/folders|opt)/[^\s'\"]*"
+DOTTED = r"\bbayesdistill(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``bayesdistill.a.b.c`` names an importable module or an attribute of one."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+def _output_text(cell) -> str:
+    out = []
+    for o in cell.get("outputs", []):
+        out.append(o.get("text", "") if isinstance(o.get("text"), str) else "".join(o.get("text", [])))
+        for kind, value in o.get("data", {}).items():
+            if kind.startswith("text/") and kind != "text/html":
+                out.append(value if isinstance(value, str) else "".join(value))
+        out += o.get("traceback", [])
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_outputs_are_clean(name):
+    """Committed outputs carry no absolute paths of the machine that ran them, no tracebacks, and name
+    only modules and objects that exist."""
+    import re
+
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    text = "\n".join(_output_text(c) for c in nb.cells if c.cell_type == "code")
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    paths = sorted(set(re.findall(ABSOLUTE_PATH, text)))
+    assert not paths, f"{name}: outputs name paths of the machine that ran them: {paths[:5]}"
+    assert "Traceback (most recent call last)" not in text, f"{name}: an output holds a traceback"
+    missing = sorted({m for m in re.findall(DOTTED, text + "\n" + prose) if not _resolves(m)})
+    assert not missing, f"{name}: outputs or text name what does not exist: {missing}"

@@ -132,6 +132,12 @@ def _busbridge(theta, logN, logD):
     return lse(jnp.log(theta["E"]), theta["gamma"] * inner)
 
 
+def _kaplan(theta, logN, logD):
+    # log L = alpha_D * log[(N_c / N)^(alpha_N / alpha_D) + D_c / D]
+    ratio = theta["alpha_N"] / theta["alpha_D"]
+    return theta["alpha_D"] * lse(ratio * (jnp.log(theta["N_c"]) - logN), jnp.log(theta["D_c"]) - logD)
+
+
 SUPERVISED_PRIORS = {
     "E": Prior("lognormal", {"loc": 0.4, "scale": 0.6},
                "irreducible loss; median 1.5 nats, 90% in (0.56, 4.0)"),
@@ -163,6 +169,27 @@ BUSBRIDGE = Law(
     priors=dict(SUPERVISED_PRIORS),
     shears=(("A", "alpha", "N"), ("B", "beta", "D")),
     description="L = E + (A/N^alpha + B/D^beta)^gamma (Busbridge et al. 2025, Eq. 1)",
+)
+
+#: Kaplan et al. (2020), Eq. 1.5; centred on their fit (Table 2: alpha_N 0.076, alpha_D 0.103,
+#: N_c 6.4e13, D_c 1.8e13), wide enough for other tokenisers and data
+KAPLAN_PRIORS = {
+    "N_c": Prior("lognormal", {"loc": 31.8, "scale": 4.0},
+                 "size scale; median 6.4e13 (Kaplan et al.), 90% spans ~1e11 to ~4e16"),
+    "D_c": Prior("lognormal", {"loc": 30.5, "scale": 4.0},
+                 "data scale (tokens); median 1.8e13 (Kaplan et al.), 90% spans ~2e10 to ~1e16"),
+    "alpha_N": Prior("lognormal", {"loc": -2.58, "scale": 0.7},
+                     "size exponent; median 0.076 (Kaplan et al.), 90% in (0.024, 0.24)"),
+    "alpha_D": Prior("lognormal", {"loc": -2.27, "scale": 0.7},
+                     "data exponent; median 0.103 (Kaplan et al.), 90% in (0.033, 0.33)"),
+}
+
+KAPLAN = Law(
+    name="kaplan",
+    params=("N_c", "D_c", "alpha_N", "alpha_D"),
+    log_loss=_kaplan,
+    priors=dict(KAPLAN_PRIORS),
+    description="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020, Eq. 1.5; no irreducible term)",
 )
 
 _REGISTRY: dict[str, Law] = {}
@@ -211,3 +238,4 @@ def law_from_spec(spec: dict | str) -> Law:
 
 register_law(CHINCHILLA)
 register_law(BUSBRIDGE)
+register_law(KAPLAN)
