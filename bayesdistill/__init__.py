@@ -3,27 +3,13 @@
 Subpackages, each importing only those below it (enforced by import-linter, see ``.importlinter``):
 :mod:`.cli` > :mod:`.report` > :mod:`.plots` > :mod:`.decisions` > :mod:`.allocation` | :mod:`.inference`
 > :mod:`.data` > :mod:`.laws` > ground (``errors``, ``runtime``, ``_checks``, ``_files``, ``_version``).
-:mod:`.plots` (matplotlib) is imported on first use of ``bd.plots``.
+Every name below loads its module on first use (``bayesdistill._lazy``): ``import bayesdistill`` is
+instant, and JAX, numpyro, ArviZ, pandas and matplotlib arrive with the first call that needs them.
 """
 
+from ._lazy import lazy_exports
 from ._version import __version__
-from .runtime import import_arviz_quietly, use_cpu_cores
-
-use_cpu_cores()  # before JAX starts its CPU backend: chains on separate cores (see bayesdistill.runtime)
-import_arviz_quietly()  # before any module imports arviz: no date-dependent banner
-
-from .allocation import allocate, best_teacher, choose_teacher, compute_optimal, optimal  # noqa: E402
-from .data import Sweep, paper_sweep, read_sweep, simulate_sweep  # noqa: E402
-from .decisions import (  # noqa: E402
-    RecipeComparison,
-    Recommendation,
-    compare_recipes,
-    efficiency,
-    least_budget,
-    recommend,
-    value_of_information,
-)
-from .errors import (  # noqa: E402
+from .errors import (
     BayesDistillError,
     ExtrapolationWarning,
     FitWarning,
@@ -32,33 +18,26 @@ from .errors import (  # noqa: E402
     SweepError,
     SweepWarning,
 )
-from .inference import Posterior, compare, default_posterior, fit, fit_many, load  # noqa: E402
-from .laws import (  # noqa: E402
-    DistillationLaw,
-    Law,
-    Prior,
-    distillation_flops,
-    forward_flops,
-    get_law,
-    list_laws,
-    paper_priors,
-    register_law,
-    supervised_flops,
-)
+from .runtime import quiet_arviz_banner, use_cpu_cores
 
-__all__ = [
-    "BayesDistillError", "ExtrapolationWarning", "DistillationLaw", "FitWarning", "paper_priors", "Law", "LawError", "Posterior", "PosteriorFileError",
-    "Prior", "Sweep", "SweepError", "SweepWarning", "fit", "fit_many", "get_law", "list_laws", "load",
-    "read_sweep", "register_law", "__version__", "compute_optimal", "distillation_flops",
-    "forward_flops", "supervised_flops", "paper_sweep", "simulate_sweep", "allocate", "optimal",
-    "Recommendation", "recommend", "compare", "best_teacher", "choose_teacher", "efficiency", "least_budget", "RecipeComparison", "compare_recipes", "default_posterior", "value_of_information",
-]
+use_cpu_cores()  # before JAX starts its CPU backend: chains on separate cores (see bayesdistill.runtime)
+quiet_arviz_banner()  # whenever arviz is first imported: no date-dependent banner
 
+_EXPORTS = {
+    "allocate": ".allocation", "best_teacher": ".allocation", "choose_teacher": ".allocation",
+    "compute_optimal": ".allocation", "optimal": ".allocation",
+    "Sweep": ".data", "paper_sweep": ".data", "read_sweep": ".data", "simulate_sweep": ".data",
+    "RecipeComparison": ".decisions", "Recommendation": ".decisions", "compare_recipes": ".decisions",
+    "efficiency": ".decisions", "least_budget": ".decisions", "recommend": ".decisions",
+    "value_of_information": ".decisions",
+    "Posterior": ".inference", "compare": ".inference", "default_posterior": ".inference", "fit": ".inference",
+    "fit_many": ".inference", "load": ".inference",
+    "DistillationLaw": ".laws", "Law": ".laws", "Prior": ".laws", "distillation_flops": ".laws",
+    "forward_flops": ".laws", "get_law": ".laws", "list_laws": ".laws", "paper_priors": ".laws",
+    "register_law": ".laws", "supervised_flops": ".laws",
+    "plots": ".plots",
+}
 
-def __getattr__(name):
-    """``bd.plots`` imports the plots subpackage (and matplotlib) on first use."""
-    if name == "plots":
-        import importlib
-
-        return importlib.import_module(".plots", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["BayesDistillError", "ExtrapolationWarning", "FitWarning", "LawError", "PosteriorFileError",
+           "SweepError", "SweepWarning", "__version__", *sorted(k for k in _EXPORTS if k != "plots")]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -48,18 +48,19 @@ def use_cpu_cores() -> int:
     return n
 
 
-def import_arviz_quietly() -> None:
-    """Import ArviZ without its once-a-day ``FutureWarning`` banner about its coming refactor.
+#: ArviZ 0.23's once-a-day banner about its coming refactor
+ARVIZ_BANNER = r"\s*ArviZ is undergoing a major refactor"
+
+
+def quiet_arviz_banner() -> None:
+    """Hide ArviZ's once-a-day ``FutureWarning`` banner about its coming refactor, whenever ArviZ is imported.
 
     ArviZ 0.23 prints the banner on the first import of each day and records
     that it did in the user's cache folder, so whether it appears depends on
     the date and on that cache. It says nothing about bayesdistill's results;
-    every other warning still shows.
+    this filter matches that message only, and every other warning still shows.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
-                                category=FutureWarning)
-        import arviz  # noqa: F401
+    warnings.filterwarnings("ignore", message=ARVIZ_BANNER, category=FutureWarning)
 
 
 def enable_compilation_cache() -> None:

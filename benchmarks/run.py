@@ -24,6 +24,7 @@ BENCHES = {
     "isoflop": "benchmarks.bench_isoflop",
     "pooling": "benchmarks.bench_pooling",
     "kappa": "benchmarks.bench_kappa",
+    "cli": "benchmarks.bench_cli",
 }
 
 

@@ -159,8 +159,8 @@ def test_error_bad_column(sweep_csv, tmp_path):
 
 
 def test_error_unknown_law(sweep_csv, tmp_path):
-    proc = run("fit", sweep_csv, "--law", "kaplan", "--out", tmp_path / "p.nc", check_rc=None)
-    assert_one_line_error(proc, "unknown law 'kaplan'")
+    proc = run("fit", sweep_csv, "--law", "hoffmann", "--out", tmp_path / "p.nc", check_rc=None)
+    assert_one_line_error(proc, "unknown law 'hoffmann'")
     assert not (tmp_path / "p.nc").exists()
 
 
@@ -270,3 +270,16 @@ def test_predict_help_mentions_teachers():
     text = run("predict", "--help").stdout
     for flag in ("--N-S", "--D-S", "--N-T", "--D-T", "--L-T", "--L-T 2.2 2.5 --grid"):
         assert flag in text
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["datasets"], ["datasets", "--json"], ["recommend", "--help"],
+                                  ["fit"], ["optimal", "x.nc", "--budget", "abc"]])
+def test_light_commands_do_not_load_the_numerical_stack(argv):
+    """``--help``, ``datasets`` and argument errors answer without importing JAX, numpyro, ArviZ, pandas or
+    matplotlib (their speed is measured in benchmarks/bench_cli.py)."""
+    code = ("import sys\nfrom bayesdistill.cli.app import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('jax', 'numpyro', 'arviz', 'pandas', 'matplotlib') if m in sys.modules)\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in out.stderr, (argv, out.stderr[-2000:])

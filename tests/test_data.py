@@ -404,8 +404,8 @@ def test_fit_distillation_only_sweep_with_supervised_law():
 
 
 def test_fit_unknown_law():
-    with pytest.raises(LawError, match=r"unknown law 'kaplan'.*'busbridge'.*'chinchilla'"):
-        bd.fit(synthetic_sweep(), law="kaplan", progress_bar=False)
+    with pytest.raises(LawError, match=r"unknown law 'hoffmann'.*'busbridge'.*'chinchilla'"):
+        bd.fit(synthetic_sweep(), law="hoffmann", progress_bar=False)
 
 
 def test_get_law_and_list_laws():

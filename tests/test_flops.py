@@ -10,8 +10,6 @@ import pytest
 from bayesdistill.errors import BayesDistillError
 from bayesdistill.laws.flops import (
     PAPER_ARCH,
-    SCENARIO_DESCRIPTIONS,
-    SCENARIOS,
     ArchSettings,
     distillation_flops,
     distillation_flops_parts,
@@ -19,6 +17,7 @@ from bayesdistill.laws.flops import (
     supervised_flops,
     tokens_for_budget,
 )
+from bayesdistill.laws.scenarios import SCENARIO_DESCRIPTIONS, SCENARIOS
 
 # (N, forward FLOPs per token) from Table 13 of the paper.
 TABLE13 = [(1.821e9, 4.28e9), (1.028e8, 3.40e8), (1.261e10, 2.723e10)]

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure  # noqa: E402
 import bayesdistill as bd  # noqa: E402
 from bayesdistill import plots  # noqa: E402
 from bayesdistill.errors import BayesDistillError, FitWarning  # noqa: E402
-from bayesdistill.report.markdown import fmt, markdown_table, text_table, write_report  # noqa: E402
+from bayesdistill.report.markdown import fmt, markdown_table, write_report  # noqa: E402
+from bayesdistill.report.tables import text_table  # noqa: E402
 
 TRUE = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
 TINY = {"chains": 2, "draws": 50, "warmup": 50, "seed": 0, "progress_bar": False, "chain_method": "sequential"}

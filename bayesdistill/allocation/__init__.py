@@ -1,7 +1,11 @@
-"""Allocation: compute-optimal allocations per posterior draw (supervised and distillation), teachers."""
+"""Allocation: compute-optimal allocations per posterior draw (supervised and distillation), teachers (names load on first use)."""
 
-from .distillation import allocate, optimal
-from .supervised import ComputeOptimal, compute_optimal
-from .teachers import best_teacher, choose_teacher
+from .._lazy import lazy_exports
 
-__all__ = ["ComputeOptimal", "allocate", "best_teacher", "choose_teacher", "compute_optimal", "optimal"]
+_EXPORTS = {
+    "allocate": ".distillation", "optimal": ".distillation",
+    "ComputeOptimal": ".supervised", "compute_optimal": ".supervised",
+    "best_teacher": ".teachers", "choose_teacher": ".teachers",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -39,7 +39,8 @@ from .._checks import positive_number
 from ..errors import BayesDistillError
 from ..laws.base import BUSBRIDGE, CHINCHILLA
 from ..laws.distillation import require_distillation
-from ..laws.flops import OPTIONS, PAPER_ARCH, SCENARIOS, forward_flops, log_forward_flops
+from ..laws.flops import PAPER_ARCH, forward_flops, log_forward_flops
+from ..laws.scenarios import OPTIONS, SCENARIOS
 from .search import BOUNDS, bisect
 
 COLUMNS = ("D_S", "N_T", "D_T", "L_T", "loss", "share_student", "share_logits", "share_teacher")

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import BayesDistillError
-from ..laws.flops import PAPER_ARCH, SCENARIOS, forward_flops, log_forward_flops
+from ..laws.flops import PAPER_ARCH, forward_flops, log_forward_flops
+from ..laws.scenarios import SCENARIOS
 from .distillation import HI, LO, LOG3, check_budget, check_law, check_scenario, teacher_range
 
 

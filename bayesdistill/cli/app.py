@@ -9,6 +9,7 @@ and exit with code 2; warnings print one line ``warning: ...``. ``fit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -51,7 +52,8 @@ def _describe(post) -> str:
 
 
 def _summary_text(post) -> str:
-    from ..report.markdown import summary_table, text_table
+    from ..report.markdown import summary_table
+    from ..report.tables import text_table
 
     review = post.review()
     return "\n".join([_describe(post), "", _banner(review) + str(review), "", text_table(*summary_table(post))])
@@ -63,7 +65,8 @@ def _summary_json(post) -> dict:
 
 
 def _optimal_text(co) -> str:
-    from ..report.markdown import allocation_table, fmt_interval, text_table
+    from ..report.markdown import allocation_table, fmt_interval
+    from ..report.tables import text_table
 
     ex = co.exponents()
     lines = [f"Compute-optimal allocation ({co.accounting} accounting), medians and 90% intervals:",
@@ -110,7 +113,8 @@ STUDENT_OPTIONS = ("N_S", "D_S", "N_T", "D_T", "L_T")
 
 def cmd_predict(args) -> int:
     from ..errors import BayesDistillError
-    from ..report.markdown import fmt, fmt_interval, text_table
+    from ..report.markdown import fmt, fmt_interval
+    from ..report.tables import text_table
 
     if any(getattr(args, k) is not None for k in STUDENT_OPTIONS):
         from .predict import cmd_predict_student
@@ -238,14 +242,14 @@ def _demo_decision(out, args):
 
 
 def cmd_datasets(args) -> int:
-    from ..data.datasets import list_datasets
-    from ..report.markdown import text_table
+    from ..data.datasets import dataset_records
+    from ..report.tables import text_table
 
-    df = list_datasets()
+    records = dataset_records()
     if args.json:
-        print_json({"datasets": df.to_dict(orient="records")})
+        print_json({"datasets": records})
         return 0
-    rows = [[f"{SHIPPED}{r['name']}", r["rows"], r["licence"], r["description"]] for _, r in df.iterrows()]
+    rows = [[f"{SHIPPED}{r['name']}", r["rows"], r["licence"], r["description"]] for r in records]
     print(text_table(["name", "rows", "licence", "description"], rows, align="lrll"))
     return 0
 
@@ -366,9 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the ``bayesdistill`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
+    os.environ["MPLBACKEND"] = "Agg"  # figures go to files; matplotlib reads this when a command first imports it
     from ..errors import BayesDistillError
 
     shown, warnings.showwarning = warnings.showwarning, show_warning

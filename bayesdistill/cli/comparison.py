@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import pandas as pd
-
-from ..inference.comparison import compare
 from .common import capturing, print_json, read_data
 
 EXAMPLES = ["bayesdistill compare runs.csv",
@@ -51,6 +48,10 @@ def add_compare_parser(subparsers, parents=()):
 
 def run_compare(args) -> int:
     """Run ``bayesdistill compare``; prints a table (or JSON with ``--json``); returns the exit code."""
+    import pandas as pd
+
+    from ..inference.comparison import compare
+
     sweep = read_data(args.data, args.columns, args.subset)
     table, messages = capturing(
         compare, sweep, args.laws, noise=args.noise, chains=args.chains, draws=args.draws, warmup=args.warmup,

@@ -8,7 +8,7 @@ on a fresh clone.
 
 from __future__ import annotations
 
-from ..laws.flops import OPTIONS, SCENARIO_DESCRIPTIONS
+from ..laws.scenarios import DEFAULT_SCENARIOS, OPTIONS, SCENARIO_DESCRIPTIONS
 from .common import capturing, load_posterior, print_json, subparser
 
 
@@ -79,8 +79,6 @@ def cmd_optimal_distill(args) -> int:
 
 def add_parsers(sub, common) -> None:
     """Register ``recommend`` on the ``bayesdistill`` subparsers."""
-    from ..decisions.recommendation import DEFAULT_SCENARIOS
-
     p = subparser(sub, "recommend", cmd_recommend,
                    "recommend one allocation of a budget for a student size: distil (which scenario, teacher, "
                    "tokens) or train supervised, accounting for the posterior's uncertainty",

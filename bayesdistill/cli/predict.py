@@ -38,7 +38,8 @@ def _student_arrays(args) -> dict:
 
 def cmd_predict_student(args) -> int:
     from ..errors import BayesDistillError
-    from ..report.markdown import fmt, fmt_interval, text_table
+    from ..report.markdown import fmt, fmt_interval
+    from ..report.tables import text_table
 
     kw = _student_arrays(args)
     post = load_posterior(args.file, getattr(args, "group", None))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._files import write_atomically
-from ..data.replica import TEACHER_MODES, paper_sweep
+from ..data.options import TEACHER_MODES
 from .common import print_json, subparser
 
 
 def cmd_replica(args) -> int:
     """Write :func:`paper_sweep` to a CSV atomically (temporary file, then ``os.replace``)."""
+    from ..data.replica import paper_sweep
+
     df = paper_sweep(seed=args.seed, noise=args.noise, teacher=args.teacher)
     write_atomically(args.out.resolve(), lambda tmp: df.to_csv(tmp, index=False))
     counts = df.groupby("group", sort=False).size().to_dict()

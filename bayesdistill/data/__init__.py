@@ -1,7 +1,11 @@
-"""Data: reading and validating sweeps, the shipped datasets and the synthetic paper replica."""
+"""Data: reading and validating sweeps, the shipped datasets and the synthetic paper replica (names load on first use)."""
 
-from .datasets import list_datasets, load_dataset
-from .replica import paper_sweep, simulate_sweep
-from .sweep import Sweep, read_sweep
+from .._lazy import lazy_exports
 
-__all__ = ["Sweep", "list_datasets", "load_dataset", "paper_sweep", "read_sweep", "simulate_sweep"]
+_EXPORTS = {
+    "list_datasets": ".datasets", "load_dataset": ".datasets",
+    "paper_sweep": ".replica", "simulate_sweep": ".replica",
+    "Sweep": ".sweep", "read_sweep": ".sweep",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

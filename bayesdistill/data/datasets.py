@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from .._files import shipped_file
 from ..errors import InputError
 
@@ -29,15 +27,8 @@ _DATASETS = {  # name -> (file, description, licence)
 }
 
 
-def list_datasets() -> pd.DataFrame:
-    """List the bundled datasets.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per dataset with columns ``name``, ``file``, ``rows`` (data rows
-        in the CSV, ``None`` if the file is missing), ``description`` and ``licence``.
-    """
+def dataset_records() -> list[dict]:
+    """The bundled datasets as plain records (what :func:`list_datasets` tabulates; no pandas)."""
     records = []
     for name, (file, description, licence) in _DATASETS.items():
         path = DATA_DIR / file
@@ -47,10 +38,24 @@ def list_datasets() -> pd.DataFrame:
                 rows = sum(1 for _ in fh) - 1
         records.append({"name": name, "file": file, "rows": rows,
                         "description": description, "licence": licence})
-    return pd.DataFrame(records)
+    return records
 
 
-def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
+def list_datasets():
+    """List the bundled datasets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dataset with columns ``name``, ``file``, ``rows`` (data rows
+        in the CSV, ``None`` if the file is missing), ``description`` and ``licence``.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(dataset_records())
+
+
+def load_dataset(name: str, *, dataset: str | None = None):
     """Load one bundled sweep as a DataFrame.
 
     Parameters
@@ -74,6 +79,8 @@ def load_dataset(name: str, *, dataset: str | None = None) -> pd.DataFrame:
     FileNotFoundError
         The CSV is missing from ``DATA_DIR``.
     """
+    import pandas as pd
+
     if name not in _DATASETS:
         raise InputError(f"unknown dataset {name!r}; valid names: {sorted(_DATASETS)}")
     if dataset is not None and name != "gadre_c4":
@@ -98,7 +105,7 @@ def shared_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
+def load_chinchilla_points(drop_highest: int = 5):
     """Load Epoch AI's extraction of Chinchilla Fig. 4 (not redistributed; no licence).
 
     Parameters
@@ -116,6 +123,8 @@ def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
     FileNotFoundError
         ``epoch_chinchilla/svg_extracted_data.csv`` is not under :func:`shared_data_dir`.
     """
+    import pandas as pd
+
     if drop_highest < 0:
         raise InputError("drop_highest must be >= 0")
     path = shared_data_dir() / "epoch_chinchilla" / "svg_extracted_data.csv"
@@ -130,7 +139,7 @@ def load_chinchilla_points(drop_highest: int = 5) -> pd.DataFrame:
     return df[["N", "D", "loss", "C"]].reset_index(drop=True)
 
 
-def load_misfitting(best_lr: bool = True) -> pd.DataFrame:
+def load_misfitting(best_lr: bool = True):
     """Load the last checkpoints of the Misfitting open_lm sweeps (Li et al. 2025; NO licence).
 
     Read from ``misfitting/scaling_results_last_ckpt_only.csv`` under :func:`shared_data_dir`
@@ -155,6 +164,8 @@ def load_misfitting(best_lr: bool = True) -> pd.DataFrame:
     FileNotFoundError
         The file is not under :func:`shared_data_dir`.
     """
+    import pandas as pd
+
     path = shared_data_dir() / "misfitting" / "scaling_results_last_ckpt_only.csv"
     if not path.is_file():
         raise FileNotFoundError(

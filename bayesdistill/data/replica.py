@@ -19,6 +19,7 @@ import pandas as pd
 from ..errors import InputError
 from ..laws.distillation import TABLE6
 from ..laws.flops import tokens_for_budget
+from .options import TEACHER_MODES
 
 #: The 33 model sizes of Table 13 (non-embedding parameters).
 TABLE13_SIZES = tuple(float(round(b * 1e9)) for b in (
@@ -27,7 +28,6 @@ TABLE13_SIZES = tuple(float(round(b * 1e9)) for b in (
     6.476, 7.066, 7.747, 8.47, 9.173, 10.05, 10.84, 11.66, 12.61))
 
 BUDGETS = (3e19, 1e20, 3e20, 1e21)  #: IsoFLOP budgets (FLOPs) of section 5
-TEACHER_MODES = ("both", "loss", "size")
 COLUMNS = ("kind", "N", "D", "loss", "N_T", "D_T", "L_T", "run_id", "group", "protocol", "budget")
 
 

@@ -1,8 +1,12 @@
-"""Decisions: objectives, recommendations, planning (least budget, efficiency), recipe comparison, value of information."""
+"""Decisions: objectives, recommendations, planning (least budget, efficiency), recipe comparison, value of information (names load on first use)."""
 
-from .planning import efficiency, least_budget
-from .recipes import RecipeComparison, compare_recipes
-from .recommendation import Recommendation, recommend
-from .voi import value_of_information
+from .._lazy import lazy_exports
 
-__all__ = ["RecipeComparison", "Recommendation", "compare_recipes", "efficiency", "least_budget", "recommend", "value_of_information"]
+_EXPORTS = {
+    "efficiency": ".planning", "least_budget": ".planning",
+    "RecipeComparison": ".recipes", "compare_recipes": ".recipes",
+    "Recommendation": ".recommendation", "recommend": ".recommendation",
+    "value_of_information": ".voi",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -30,11 +30,11 @@ import pandas as pd
 from ..allocation.distillation import BOUND_FLAGS, allocate, check_budget
 from ..errors import BayesDistillError, FitWarning
 from ..laws.distillation import require_distillation
-from ..laws.flops import OPTIONS, PAPER_ARCH, distillation_flops_parts
+from ..laws.flops import PAPER_ARCH, distillation_flops_parts
+from ..laws.scenarios import DEFAULT_SCENARIOS, OPTIONS
 from .objectives import get_objective
 
 #: default choice: no teacher exists yet, so distilling means training one for this student
-DEFAULT_SCENARIOS = ("pretraining_inference", "supervised")
 
 
 def check_scenarios(scenarios) -> tuple:

@@ -28,9 +28,9 @@ from ..errors import BayesDistillError
 from ..inference.students import student_log_loss_draws
 from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
+from ..laws.scenarios import DEFAULT_SCENARIOS
 from .objectives import get_objective
 from .recommendation import (
-    DEFAULT_SCENARIOS,
     check_scenarios,
     evaluate_options,
     review_gate,

@@ -1,10 +1,14 @@
 """Inference: the numpyro model, NUTS sampling (compiled once, fitted many times), the Posterior (predictions, save/load), the fit review,
-identification, distilled-student predictions, evidence and model comparison."""
+identification, distilled-student predictions, evidence and model comparison (names load on first use)."""
 
-from .comparison import compare
-from .many import fit_many
-from .posterior import Posterior, load
-from .sampling import fit
-from .shipped import default_posterior
+from .._lazy import lazy_exports
 
-__all__ = ["Posterior", "compare", "default_posterior", "fit", "fit_many", "load"]
+_EXPORTS = {
+    "compare": ".comparison",
+    "fit_many": ".many",
+    "Posterior": ".posterior", "load": ".posterior",
+    "fit": ".sampling",
+    "default_posterior": ".shipped",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,12 +1,16 @@
 """Laws: pure JAX loss laws, their priors and FLOP accounting. Knows nothing of numpyro or data.
 
-Importing this package registers the built-in laws (supervised and distillation) by name.
+The built-in laws (supervised and distillation) are registered by name on first lookup
+(:func:`get_law`, :func:`list_laws`). Names load their module on first use.
 """
 
-from .base import Law, get_law, law_from_spec, list_laws, register_law
-from .distillation import DistillationLaw, paper_priors
-from .flops import ArchSettings, distillation_flops, forward_flops, supervised_flops
-from .priors import Prior
+from .._lazy import lazy_exports
 
-__all__ = ["ArchSettings", "DistillationLaw", "Law", "Prior", "distillation_flops", "forward_flops", "get_law",
-           "law_from_spec", "list_laws", "paper_priors", "register_law", "supervised_flops"]
+_EXPORTS = {
+    "Law": ".base", "get_law": ".base", "law_from_spec": ".base", "list_laws": ".base", "register_law": ".base",
+    "DistillationLaw": ".distillation", "paper_priors": ".distillation",
+    "ArchSettings": ".flops", "distillation_flops": ".flops", "forward_flops": ".flops", "supervised_flops": ".flops",
+    "Prior": ".priors",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

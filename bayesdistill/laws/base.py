@@ -205,10 +205,24 @@ def register_law(law: Law, *, overwrite: bool = False) -> Law:
     return law
 
 
+#: modules whose import registers more built-in laws (like plugins' entry points: loaded by name on
+#: the first lookup, so that ``laws`` costs nothing until a law is needed)
+BUILTIN_MODULES = ("bayesdistill.laws.distillation",)
+
+
+def _builtins() -> None:
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
 def get_law(law) -> Law:
     """The :class:`Law` for a name (or the law itself)."""
     if isinstance(law, Law):
         return law
+    if law not in _REGISTRY:
+        _builtins()
     if law not in _REGISTRY:
         raise LawError(f"unknown law {law!r}; registered laws: {sorted(_REGISTRY)}")
     return _REGISTRY[law]
@@ -216,6 +230,7 @@ def get_law(law) -> Law:
 
 def list_laws() -> dict[str, str]:
     """Registered law names with their one-line descriptions."""
+    _builtins()
     return {name: law.description for name, law in _REGISTRY.items()}
 
 

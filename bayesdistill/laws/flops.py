@@ -8,12 +8,12 @@ checks run only on Python numbers and NumPy arrays; JAX values pass unchecked.
 
 import numbers
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
+from .scenarios import SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -54,24 +54,6 @@ class ArchSettings:
 
 
 PAPER_ARCH = ArchSettings()
-
-#: Scenario name -> ``(delta_lgt, delta_pre)`` of Eq. 9.
-SCENARIOS = MappingProxyType({
-    "best_case": (0, 0),
-    "teacher_inference": (1, 0),
-    "teacher_pretraining": (0, 1),
-    "pretraining_inference": (1, 1),
-})
-
-#: Every option of a decision: the distillation scenarios, and training the student supervised.
-OPTIONS = (*SCENARIOS, "supervised")
-
-SCENARIO_DESCRIPTIONS = MappingProxyType({
-    "best_case": "Teacher is free (amortised): only student training is paid.",
-    "teacher_inference": "Teacher exists: pay for its logits on the D_S tokens.",
-    "teacher_pretraining": "Train the teacher; its logits are stored and reused.",
-    "pretraining_inference": "One teacher trained for one student: pay both.",
-})
 
 ACCOUNTINGS = ("paper", "6ND")
 

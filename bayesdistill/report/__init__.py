@@ -1,5 +1,7 @@
-"""Report: text and Markdown tables, and the Markdown pages of a fit and of a decision."""
+"""Report: text and Markdown tables, and the Markdown pages of a fit and of a decision (names load on first use)."""
 
-from .markdown import write_decision, write_report
+from .._lazy import lazy_exports
 
-__all__ = ["write_decision", "write_report"]
+_EXPORTS = {"write_decision": ".markdown", "write_report": ".markdown"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -100,31 +100,6 @@ def markdown_table(headers, rows, align=None) -> str:
     return "\n".join([cells(headers), rule, *(cells(r) for r in rows)])
 
 
-def text_table(headers, rows, align=None) -> str:
-    """A plain-text table with aligned columns.
-
-    Parameters
-    ----------
-    headers : list of str
-    rows : list of list
-    align : str, optional
-        One character per column, ``"l"`` or ``"r"`` (default: first column
-        left, the others right).
-
-    Returns
-    -------
-    str
-    """
-    align = align or "l" + "r" * (len(headers) - 1)
-    table = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-
-    def line(r):
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)).rstrip()
-
-    return "\n".join([line(table[0]), "  ".join("-" * w for w in widths), *(line(r) for r in table[1:])])
-
-
 # ---------------------------------------------------------- tables of a fit
 def summary_table(post):
     """Headers and formatted rows of :meth:`Posterior.summary`."""
