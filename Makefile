@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean misfit-prior
+.PHONY: demo test bench lint clean misfit-prior docs
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.11-3.13 found (python3.13, python3.12, python3.11, python3); set PYTHON=/path/to/python3.12"; exit 1; }
@@ -30,6 +30,12 @@ test: $(STAMP)
 	$(BIN)/ruff check bayesdistill tests benchmarks data models
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(MAKE) --no-print-directory docs
+
+# the documentation site (docs/mkdocs.yml): user guide, rendered notebooks, API reference from the
+# docstrings; strict, so a broken reference or link fails the build. Open docs/site/index.html.
+docs: $(STAMP)
+	cd docs && NO_MKDOCS_2_WARNING=1 ../$(BIN)/mkdocs build
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
@@ -43,4 +49,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache docs/site
