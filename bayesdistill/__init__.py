@@ -30,7 +30,7 @@ _EXPORTS = {
     "RecipeComparison": ".decisions", "Recommendation": ".decisions", "compare_recipes": ".decisions",
     "efficiency": ".decisions", "least_budget": ".decisions", "recommend": ".decisions",
     "value_of_information": ".decisions",
-    "Posterior": ".inference", "compare": ".inference", "default_posterior": ".inference", "fit": ".inference",
+    "Posterior": ".inference", "average": ".inference", "compare": ".inference", "default_posterior": ".inference", "fit": ".inference",
     "fit_many": ".inference", "load": ".inference",
     "DistillationLaw": ".laws", "Law": ".laws", "Prior": ".laws", "distillation_flops": ".laws",
     "forward_flops": ".laws", "get_law": ".laws", "list_laws": ".laws", "paper_priors": ".laws",

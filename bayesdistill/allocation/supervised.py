@@ -116,7 +116,7 @@ def compute_optimal(posterior, budget, *, accounting: str = "paper", arch=PAPER_
     Parameters
     ----------
     posterior : Posterior
-        A supervised fit.
+        A supervised fit, or a mixture of fits of several laws (:func:`bayesdistill.average`).
     budget : float or array-like
         Training budgets in FLOPs.
     accounting : {"paper", "6ND"}
@@ -127,6 +127,11 @@ def compute_optimal(posterior, budget, *, accounting: str = "paper", arch=PAPER_
     ComputeOptimal
     """
     C = _check_budgets(budget)
+    parts = getattr(posterior, "parts", None)  # a mixture of laws (bd.average): solve each, keep its draws
+    if parts is not None:
+        res = [(compute_optimal(p, C, accounting=accounting, arch=arch), i) for p, i in parts]
+        return ComputeOptimal(C, *(np.concatenate([getattr(r, f)[i] for r, i in res]) for f in ("N", "D", "loss", "a", "b")),
+                              accounting)
     theta = posterior.theta()
     theta = {k: theta[k] for k in posterior.law.params}
     N, D, L = optimal_size(posterior.law, theta, C, accounting, arch)

@@ -4,7 +4,7 @@ identification, distilled-student predictions, evidence and model comparison (na
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "compare": ".comparison",
+    "average": ".averaging", "compare": ".comparison",
     "fit_many": ".many",
     "Posterior": ".posterior", "load": ".posterior",
     "fit": ".sampling",
