@@ -25,6 +25,7 @@ BENCHES = {
     "pooling": "benchmarks.bench_pooling",
     "kappa": "benchmarks.bench_kappa",
     "cli": "benchmarks.bench_cli",
+    "average": "benchmarks.bench_average",
 }
 
 

@@ -75,3 +75,18 @@ def test_bad_input_says_what_is_wrong(pair, busbridge_post):
         bd.average([bd.default_posterior()])
     with pytest.raises(BayesDistillError, match="other runs than item 0"):
         bd.average([pair["chinchilla"], busbridge_post])  # fitted to another sweep
+
+
+def test_scores_of_a_mixture(pair, chinchilla_sweep):
+    """The IsoFLOP scores take a mixture: its log score is the weighted mixture of the laws' densities."""
+    from bayesdistill.inference.validation import held_out_log_score, score
+
+    test = chinchilla_sweep.iloc[:5]
+    N, D, y = (test[c].to_numpy(float) for c in ("N", "D", "loss"))
+    one = bd.average(pair, weights=[1, 0])
+    np.testing.assert_allclose(held_out_log_score(one, N, D, y), held_out_log_score(pair["chinchilla"], N, D, y))
+    half = bd.average(pair, weights=[1, 1])
+    each = [np.exp(held_out_log_score(p, N, D, y)) for p in pair.values()]
+    np.testing.assert_allclose(np.exp(held_out_log_score(half, N, D, y)), 0.5 * (each[0] + each[1]), rtol=1e-6)
+    s = score(half, test)
+    assert s["n"] == 5 and 0 <= s["coverage90"] <= 1

@@ -177,9 +177,14 @@ def isoflop_slices(df, *, gap: float = SLICE_GAP, span: float = SLICE_SPAN, size
 
 # ------------------------------------------------------------------ scores
 def held_out_log_score(post, N, D, loss) -> np.ndarray:
-    """Log predictive density of each held-out log loss (mean over draws of the noise density)."""
+    """Log predictive density of each held-out log loss (mean over draws of the noise density); for a
+    mixture of laws (:func:`bayesdistill.average`) the weighted mixture of its laws' densities."""
     from scipy import stats
     from scipy.special import logsumexp
+
+    if hasattr(post, "parts"):
+        per = [np.log(w) + held_out_log_score(p, N, D, loss) for p, w in zip(post.components, post.weights) if w > 0]
+        return logsumexp(np.stack(per), axis=0)
 
     mu = np.asarray(post.log_loss_draws(N, D), dtype=float)
     scale = np.broadcast_to(np.asarray(post.noise_scale(N, D), dtype=float), mu.shape)
