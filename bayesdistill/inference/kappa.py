@@ -25,7 +25,7 @@ from ..errors import SweepError
 from .engine import Job
 from .inputs import Prepared, centre_arg, job_of
 from .laplace import PARETO_K_MAX, Laplace, psis_weights
-from .misfit import loglik_grid, misfit_draws
+from .misfit import level_evidence, misfit_draws
 from .model import distance_geometry, log10_6nd
 from .posterior import Posterior
 
@@ -94,21 +94,15 @@ def kappa_from_inner(p: Prepared, job: Job, draws: dict, weights, n_draws: int, 
     its seconds) is added to the returned info, with the likelihood grid itself (``loglik``), so
     the fit can be read under another misfit prior (:func:`bayesdistill.inference.population.reprior`).
     """
-    from .validation import log10_compute
-
     rows, pri, noise = p.sweep.supervised, p.inputs.priors, p.inputs.model_noise
     inner = np.asarray(job.masks["log_loss"], bool)
-    geometry = {k: float(v) for k, v in job.args[2].items()}
+    train, test = rows[inner], rows[~inner]
+    geometry = {**{k: float(v) for k, v in job.args[2].items()}, "log10_c_max": log10_c_max(train)}
     flat = {k: np.asarray(v).reshape(-1) for k, v in draws.items() if np.ndim(v) == 1}
     inner_post = Posterior(az.from_dict(posterior={k: v[None] for k, v in flat.items()}), p.law, pri, noise,
                            geometry, {"discrepancy": "distance"})
-    train, test = rows[inner], rows[~inner]
-    N, D = test["N"].to_numpy(float), test["D"].to_numpy(float)
-    e = np.maximum(0.0, log10_compute(test) - float(log10_compute(train).max()))
-    nu = flat["nu"] if noise == "student_t" else None
-    mu, scale = np.asarray(inner_post.log_loss_draws(N, D)), np.asarray(inner_post.noise_scale(N, D))
-    scale = np.broadcast_to(scale, mu.shape)
-    ll = loglik_grid(np.log(test["loss"].to_numpy(float)), mu, scale, nu, e, weights=weights, seed=p.seed)
+    ll = level_evidence(inner_post, test, weights=weights, seed=p.seed)
+    e = inner_post.decades_beyond(test["N"].to_numpy(float), test["D"].to_numpy(float))
     out, summary = misfit_draws(ll, pri, n_draws, p.seed)
     info = {"source": "leave-last-level-out", "inner_runs": int(inner.sum()), "held_out_runs": int((~inner).sum()),
             "held_out_decades": float(np.median(e)), **summary, **how, "loglik": np.round(ll, 4).tolist()}

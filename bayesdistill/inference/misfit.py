@@ -113,6 +113,22 @@ def loglik_grid(log_y, mu, scale, nu, e, weights=None, seed: int = 0) -> np.ndar
     return out
 
 
+def level_evidence(post, test, weights=None, seed: int | None = None) -> np.ndarray:
+    """:func:`loglik_grid` from held-out runs ``test`` (columns N, D, loss) beyond ``post``'s fitted runs.
+
+    ``post`` is read as its ``distance`` posterior (any misfit draws it holds are ignored); ``e`` is
+    :meth:`Posterior.decades_beyond`; ``weights`` are its draws' importance weights (None: equal);
+    ``seed`` defaults to the fit's.
+    """
+    N, D = test["N"].to_numpy(float), test["D"].to_numpy(float)
+    mu = np.asarray(post.log_loss_draws(N, D), float)
+    scale = np.broadcast_to(np.asarray(post.noise_scale(N, D, misfit=False), float), mu.shape)
+    nu = np.asarray(post.draws(["nu"])["nu"]) if post.noise == "student_t" else None
+    seed = int(post.config.get("seed", 0)) if seed is None else seed
+    return loglik_grid(np.log(test["loss"].to_numpy(float)), mu, scale, nu, post.decades_beyond(N, D),
+                       weights=weights, seed=seed)
+
+
 # ------------------------------------------------------------------ priors
 @lru_cache(maxsize=4)
 def _population_cached(path: str, mtime: float) -> dict:

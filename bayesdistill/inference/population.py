@@ -15,9 +15,9 @@ from ..errors import BayesDistillError
 from .misfit import (
     KAPPA_GRID,
     OMEGA_GRID,
+    level_evidence,
     log_mass,
     log_node_area,
-    loglik_grid,
     misfit_draws,
 )
 
@@ -67,19 +67,6 @@ def fit_population(evidence: dict) -> dict:
         "predictive": {"kappa": q(KAPPA_GRID, mass.sum(1), (0.5, 0.9)), "omega": q(OMEGA_GRID, mass.sum(0), (0.5, 0.9))},
         "sweeps": per,
     }
-
-
-def level_evidence(post, test) -> np.ndarray:
-    """Log likelihood grid of ``(kappa, omega)`` from held-out runs ``test`` beyond ``post``'s fitted runs.
-
-    ``post`` is read as its ``distance`` posterior (any misfit draws it holds are ignored).
-    """
-    N, D = test["N"].to_numpy(float), test["D"].to_numpy(float)
-    mu = np.asarray(post.log_loss_draws(N, D), float)
-    scale = np.broadcast_to(np.asarray(post.noise_scale(N, D, misfit=False), float), mu.shape)
-    nu = np.asarray(post.draws(["nu"])["nu"]) if post.noise == "student_t" else None
-    return loglik_grid(np.log(test["loss"].to_numpy(float)), mu, scale, nu, post.decades_beyond(N, D),
-                       seed=int(post.config.get("seed", 0)))
 
 
 def sweep_evidence(df, law: str = "chinchilla", **settings) -> tuple[np.ndarray, list[dict]]:
