@@ -165,16 +165,14 @@ def _build(model, s: Settings):
         state = init_kernel(u0, s.warmup, dense_mass=s.dense_mass, target_accept_prob=s.target_accept,
                             rng_key=k_run)
 
-        def step(st, _):
-            return sample_kernel(st), None
-
         def draw(st, _):
             st = sample_kernel(st)
             return st, (st.z, st.diverging, st.energy, st.num_steps)
 
-        if s.warmup:
-            state, _ = lax.scan(step, state, None, length=s.warmup)
-        _, (u, div, energy, n_steps) = lax.scan(draw, state, None, length=s.draws)
+        # one loop over warmup and draws: the NUTS kernel is compiled once (two loops compiled it
+        # twice); the warmup's records are dropped
+        _, kept = lax.scan(draw, state, None, length=s.warmup + s.draws)
+        u, div, energy, n_steps = (x[s.warmup:] for x in kept)
         samples = jax.vmap(fm.constrain)(mode + u @ root.T)
         ll = log_likelihood(model, samples, *args, parallel=True, **kwargs)
         return samples, dict(zip(STATS, (div, energy, n_steps))), ll
