@@ -26,6 +26,7 @@ BENCHES = {
     "kappa": "benchmarks.bench_kappa",
     "cli": "benchmarks.bench_cli",
     "average": "benchmarks.bench_average",
+    "reviews": "benchmarks.bench_reviews",
 }
 
 

@@ -29,7 +29,9 @@ TOKENS_PER_PARAM = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
 #: Every test fit runs its chains one after another on one device: the draws then depend only on the
 #: seed, not on the core count (``chain_method="auto"`` splits chains over the CPU cores), and the
 #: sampler compiles ~2x faster than vectorised chains.
-PINNED = {"chain_method": "sequential", "progress_bar": False}
+#: ``retry=False``: a small fit that fails its review is not sampled again with stronger settings
+#: (``bd.fit``'s default), which would compile a second sampler per setting; the retry has its own tests.
+PINNED = {"chain_method": "sequential", "progress_bar": False, "retry": False}
 #: small sampler settings: fine for point checks, may fail the review (FitWarning)
 FAST = {"chains": 2, "draws": 200, "warmup": 200, **PINNED}
 #: moderate settings for the shared fits; whether they pass the review is not asserted on them

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::bayesdistill.errors.Extrapolati
 
 #: small sampler settings, no review (tiny fits may fail it)
 FAST = {"chains": 2, "draws": 150, "warmup": 150, "seed": 0, "progress_bar": False, "review": False,
-        "chain_method": "sequential"}
+        "chain_method": "sequential", "retry": False}
 
 
 def wiggly_sweep(noise: float = 0.005, seed_: int = 0) -> pd.DataFrame:

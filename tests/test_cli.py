@@ -12,7 +12,7 @@ import pytest
 
 from bayesdistill.cli import main
 
-TINY = ["--chains", "2", "--draws", "50", "--warmup", "50"]
+TINY = ["--chains", "2", "--draws", "50", "--warmup", "50", "--no-retry"]
 
 
 def run(*args, check_rc=0):

@@ -51,7 +51,8 @@ def test_auto_splits_chains_over_cpu_devices():
 @pytest.mark.skipif(jax.local_device_count() < 2, reason="one JAX device: no chains to split")
 def test_split_chains_fit_is_reproducible():
     sweep = synthetic_sweep("chinchilla", seed=0)
-    kw = {"chains": 2, "draws": 60, "warmup": 60, "seed": 3, "progress_bar": False, "review": False}
+    kw = {"chains": 2, "draws": 60, "warmup": 60, "seed": 3, "progress_bar": False, "review": False,
+          "retry": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bd.FitWarning)
         a, b = bd.fit(sweep, **kw), bd.fit(sweep, **kw)

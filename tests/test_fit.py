@@ -199,7 +199,7 @@ def test_review_ok_on_a_converged_busbridge_fit(busbridge_sweep):
     assert caught == []
 
 
-TINY = {"chains": 1, "draws": 30, "warmup": 30, "seed": 5, "progress_bar": False}
+TINY = {"chains": 1, "draws": 30, "warmup": 30, "seed": 5, "progress_bar": False, "retry": False}
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +239,33 @@ def test_review_false_suppresses_the_warning_only(tiny_fit, tiny_fit_unreviewed)
     assert [c.name for c in review.failed] == [c.name for c in reviewed.failed]
     # same draws, same verdicts (R-hat of one chain is NaN, hence the NaN-aware comparison)
     np.testing.assert_array_equal([c.value for c in review.checks], [c.value for c in reviewed.checks])
+
+
+def test_a_failed_fit_is_sampled_once_more_with_the_reviews_remedies(chinchilla_sweep):
+    """retry=True (the default): a fit that fails its review is sampled again with target_accept 0.99
+    and twice the warmup, from the same mode and seed; those are the draws kept, the first attempt is
+    recorded, and a second failure still warns, naming both attempts."""
+    small = {"chains": 2, "draws": 30, "warmup": 15, "seed": 3, "progress_bar": False, "chain_method": "sequential"}
+    with pytest.warns(bd.FitWarning) as caught:
+        post = bd.fit(chinchilla_sweep, **small)
+    first = post.config["retry"]
+    assert first["warmup"] == 15 and first["target_accept"] == 0.9 and "min ESS bulk" in first["failed"]
+    assert post.config["warmup"] == 30 and post.config["target_accept"] == 0.99
+    assert post.config["seconds"] > first["seconds"] > 0
+    msgs = [str(w.message) for w in caught if issubclass(w.category, bd.FitWarning)]
+    assert len(msgs) == 1 and "also when sampled again" in msgs[0] and "target_accept 0.9 and 15 warmup" in msgs[0]
+    # exactly the fit those settings give directly
+    direct = bd.fit(chinchilla_sweep, **{**small, "warmup": 30, "target_accept": 0.99, "retry": False,
+                                         "review": False})
+    for name in ("E", "alpha", "beta", "sigma"):
+        np.testing.assert_array_equal(post.idata.posterior[name].values, direct.idata.posterior[name].values)
+    assert "retry" not in direct.config
+
+
+def test_a_fit_that_passes_is_not_sampled_again(chinchilla_sweep, converged_fit):
+    post = bd.fit(chinchilla_sweep, "chinchilla", seed=2, **{**CONVERGED, "retry": True})
+    assert post.review().ok and "retry" not in post.config
+    np.testing.assert_array_equal(post.idata.posterior["E"].values, converged_fit[0].idata.posterior["E"].values)
 
 
 # --------------------------------------------------------------- determinism

@@ -30,7 +30,7 @@ from bayesdistill.inference.validation import (
 
 #: tiny sampler settings (2 chains x 200 draws, vectorised, fixed seed); no review (tiny fits may fail it)
 FAST = {"chains": 2, "draws": 200, "warmup": 200, "seed": 0, "progress_bar": False, "review": False,
-        "chain_method": "sequential"}
+        "chain_method": "sequential", "retry": False}
 
 
 def isoflop_sweep(seed: int = 0, curve: float = 0.006, noise: float = 0.003) -> pd.DataFrame:

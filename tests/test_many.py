@@ -15,7 +15,7 @@ from bayesdistill.inference import engine
 from bayesdistill.inference.inputs import model_inputs
 
 TINY = {"chains": 2, "draws": 40, "warmup": 40, "progress_bar": False, "review": False,
-        "chain_method": "sequential", "discrepancy": "distance"}
+        "chain_method": "sequential", "discrepancy": "distance", "retry": False}
 
 
 def _sweeps(n, rows=20, seed=0):

@@ -21,7 +21,8 @@ from bayesdistill.report.markdown import fmt, markdown_table, write_report  # no
 from bayesdistill.report.tables import text_table  # noqa: E402
 
 TRUE = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
-TINY = {"chains": 2, "draws": 50, "warmup": 50, "seed": 0, "progress_bar": False, "chain_method": "sequential"}
+TINY = {"chains": 2, "draws": 50, "warmup": 50, "seed": 0, "progress_bar": False, "chain_method": "sequential",
+        "retry": False}
 
 
 def synthetic_sweep(seed: int = 0) -> pd.DataFrame:

@@ -41,7 +41,7 @@ if ROOT not in sys.path:
 
 #: tiny NUTS settings shared by every fit of this file (one chain: tracing a vectorized
 #: sampler for several chains costs more than the sampling here)
-TINY = {"chains": 1, "draws": 40, "warmup": 40, "progress_bar": False}
+TINY = {"chains": 1, "draws": 40, "warmup": 40, "progress_bar": False, "retry": False}
 
 
 # ------------------------------------------------------------- input builders

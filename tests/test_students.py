@@ -20,7 +20,8 @@ from bayesdistill.inference.students import student_log_loss_draws  # noqa: E402
 from bayesdistill.plots import distillation as plots_distill  # noqa: E402
 
 #: 2 chains x 30 draws: enough for shapes and per-draw properties, not for the review
-TINY = {"chains": 2, "draws": 30, "warmup": 30, "seed": 0, "progress_bar": False, "chain_method": "sequential"}
+TINY = {"chains": 2, "draws": 30, "warmup": 30, "seed": 0, "progress_bar": False, "chain_method": "sequential",
+        "retry": False}
 COLUMNS = ["mean", "median", "q05", "q95", "pred_q05", "pred_q95"]
 
 

@@ -88,7 +88,7 @@ def cmd_fit(args) -> int:
     progress = sys.stderr.isatty() and not args.json if args.progress is None else args.progress
     post, messages = capturing(fit, sweep, law=args.law, noise=args.noise, chains=args.chains,
                                 draws=args.draws, warmup=args.warmup, seed=args.seed,
-                                target_accept=args.target_accept, progress_bar=progress,
+                                target_accept=args.target_accept, progress_bar=progress, retry=args.retry,
                                 **({"groups": args.groups, "pool": args.pool} if args.groups else {}))
     path = post.save(args.out)
     if args.json:
@@ -208,7 +208,7 @@ def cmd_demo(args) -> int:
               f"(c4_original), with NUTS: {chains} chains x {draws} draws after {warmup} warmup ...")
     progress = sys.stderr.isatty() and not args.json
     post, messages = capturing(fit, sweep, law="chinchilla", chains=chains, draws=draws, warmup=warmup,
-                                seed=args.seed, progress_bar=progress)
+                                seed=args.seed, progress_bar=progress, retry=not args.quick)
     co = compute_optimal(post, [args.budget])
     nc = post.save(out / "posterior.nc")
     report, more = capturing(write_report, post, out, budget=args.budget)
@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NUTS target acceptance (default: 0.9 for supervised laws, 0.99 for distillation laws)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the sampler's progress bar (default: when stderr is a terminal)")
+    p.add_argument("--retry", action=argparse.BooleanOptionalAction, default=True,
+                   help="sample a fit that fails its review once more, with target acceptance 0.99 and twice the "
+                   "warmup (default: %(default)s)")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when the fit fails its review")
     p.add_argument("--groups", metavar="COLUMN", help="one hierarchical fit over the groups of this column "
                    "(e.g. dataset; see 'pydoc bayesdistill.inference.pooling')")

@@ -227,7 +227,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
             extrapolation: bool = True, holdout_quantile: float = 0.75, accounting: str = "6ND",
             teacher: str = "measured", teacher_noise: float = 0.0, discrepancy: str = "distance",
             progress_bar: bool = False, chain_method: str = "auto", groups: str | None = None,
-            pool="exponents") -> pd.DataFrame:
+            pool="exponents", retry: bool = True) -> pd.DataFrame:
     """Compare law variants on one sweep by evidence, PSIS-LOO, stacking and extrapolation.
 
     Parameters
@@ -238,7 +238,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
         ``(law, noise)`` tuple, or a dict with keys ``law`` and optionally ``noise``, ``priors``,
         ``label``. All supervised, or all distillation laws.
     noise, priors : default noise model and custom priors of every variant (see :func:`bayesdistill.fit`).
-    chains, draws, warmup, seed, target_accept, progress_bar, teacher, teacher_noise, discrepancy, chain_method
+    chains, draws, warmup, seed, target_accept, progress_bar, teacher, teacher_noise, discrepancy, chain_method, retry
         Passed to :func:`bayesdistill.fit` (the bridge estimate uses the draws: at least 20 per chain).
     smc : bool
         Also estimate log Z by tempered SMC (``smc_particles`` particles, ``smc_seeds`` runs) and
@@ -285,7 +285,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
             raise type(exc)(f"extrapolation refit without the {int(test.sum())} most expensive runs: {exc} "
                             "(pass extrapolation=False or a higher holdout_quantile)") from None
     fit_kw = {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed, "target_accept": target_accept,
-              "progress_bar": progress_bar, "chain_method": chain_method, **inputs_kw}
+              "progress_bar": progress_bar, "chain_method": chain_method, "retry": retry, **inputs_kw}
     rows, loos, timings = {}, {}, {}
     for i, v in enumerate(variants):
         clock = _Clock()

@@ -30,7 +30,7 @@ def fit_many(sweeps, law="chinchilla", *, priors: dict | None = None, noise: str
              dense_mass: bool = True, chain_method: str = "auto", progress_bar: bool = False,
              review: bool = True, teacher: str = "measured", teacher_noise: float = 0.0,
              discrepancy: str = "compute", groups: str | None = None, pool="exponents",
-             batch_size: int | None = None, client=None) -> list:
+             retry: bool = True, batch_size: int | None = None, client=None) -> list:
     """Fit ``law`` to each of ``sweeps``; one :class:`~bayesdistill.Posterior` per sweep, in order.
 
     Every argument but the last two is that of :func:`bayesdistill.fit`, applied to each sweep
@@ -75,7 +75,8 @@ def fit_many(sweeps, law="chinchilla", *, priors: dict | None = None, noise: str
         except BayesDistillError as exc:
             raise type(exc)(f"sweeps[{i}]: {exc}") from None
     settings = {"chains": chains, "draws": draws, "warmup": warmup, "target_accept": target_accept,
-                "dense_mass": dense_mass, "chain_method": chain_method, "progress_bar": False, "review": review}
+                "dense_mass": dense_mass, "chain_method": chain_method, "progress_bar": False, "review": review,
+                "retry": retry}
     batches = make_batches(preps, batch_size)
     t0 = time.perf_counter()
     if client is None:
@@ -124,7 +125,7 @@ def _on_cluster(client, preps, batches, settings, progress_bar, t0):
         from .review import warn_if_failed
 
         for p in posts:
-            warn_if_failed(p.review(), stacklevel=4)
+            warn_if_failed(p.review(), stacklevel=4, retried=p.config.get("retry"))
     return posts
 
 

@@ -102,11 +102,16 @@ def review_idata(idata, var_names: list[str]) -> Review:
     return Review(checks, steps)
 
 
-def warn_if_failed(review: Review, stacklevel: int = 3) -> None:
+def warn_if_failed(review: Review, stacklevel: int = 3, retried: dict | None = None) -> None:
+    """Warn (:class:`FitWarning`) when ``review`` failed; ``retried``: the first attempt's settings
+    (``config["retry"]`` of a fit sampled twice), named in the message."""
     if not review.ok:
         names = ", ".join(f"{c.name}={c.value:.4g}" for c in review.failed)
+        again = "" if retried is None else (
+            f" (also when sampled again with stronger settings, after a first attempt with target_accept "
+            f"{retried['target_accept']} and {retried['warmup']} warmup failed {', '.join(retried['failed'])})")
         warnings.warn(
-            f"the fit failed its review ({names}); its numbers are not to be trusted yet. "
+            f"the fit failed its review ({names}){again}; its numbers are not to be trusted yet. "
             f"Remedy: {review.failed[0].remedy}",
             FitWarning,
             stacklevel=stacklevel,

@@ -29,7 +29,10 @@ from .posterior import Posterior
 from .review import warn_if_failed
 
 CHAIN_METHODS = ("auto", "vectorized", "sequential", "parallel")
-
+#: a fit that fails its review is sampled once more with this target acceptance (at least) and
+#: ``RETRY_WARMUP_FACTOR`` times its warmup: the remedies the review names (``retry=True``)
+RETRY_TARGET_ACCEPT = 0.99
+RETRY_WARMUP_FACTOR = 2
 
 
 def resolve_chain_method(chain_method: str, chains: int) -> tuple[int, bool, str]:
@@ -110,6 +113,7 @@ def fit(
     discrepancy: str = "compute",
     groups: str | None = None,
     pool="exponents",
+    retry: bool = True,
 ) -> Posterior:
     """Fit a scaling law to a sweep with NUTS.
 
@@ -175,6 +179,14 @@ def fit(
     pool : {"exponents", "all", "none"} or list of str
         With ``groups``: the coefficients drawn around a population value (half-normal prior on
         their between-group sd, site ``{name}_sd``); the others are free per group.
+    retry : bool
+        When the fit fails its review (divergences, R-hat, ESS, BFMI), sample it once more with
+        ``target_accept`` raised to ``RETRY_TARGET_ACCEPT`` (0.99) and ``RETRY_WARMUP_FACTOR`` (2)
+        times the warmup, from the same mode and curvature, and keep that second fit (reviewed and
+        warned about like the first). ``config["retry"]`` records the first attempt's settings and
+        failed checks; ``config["target_accept"]`` and ``config["warmup"]`` are those of the draws
+        kept. The second attempt costs a sampler of its own (compiled once per process). Measured on
+        the real sweeps of ``benchmarks/bench_supervised.py``: see the README's status page.
 
     Returns
     -------
@@ -186,7 +198,7 @@ def fit(
                                  teacher_noise=teacher_noise, discrepancy=discrepancy, groups=groups, pool=pool)],
                         chains=chains, draws=draws, warmup=warmup, target_accept=target_accept,
                         dense_mass=dense_mass, chain_method=chain_method, progress_bar=progress_bar,
-                        review=review)[0]
+                        review=review, retry=retry)[0]
 
 
 def prepare(sweep, law="chinchilla", *, priors=None, noise="student_t", seed=0, teacher="measured",
@@ -224,8 +236,12 @@ def _pooled_inputs(sweep, law, groups, pool, priors, noise, discrepancy) -> Mode
 
 
 def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, target_accept=None,
-                 dense_mass=True, chain_method="auto", progress_bar=True, review=True) -> list[Posterior]:
+                 dense_mass=True, chain_method="auto", progress_bar=True, review=True,
+                 retry=True) -> list[Posterior]:
     """Sample every prepared sweep (one law each) into Posteriors; sweeps sharing a sampler in one call.
+
+    With ``retry``, the sweeps whose fit fails its review are sampled once more with stronger
+    settings (:func:`fit`'s ``retry``), in one call per sampler they share.
 
     :func:`bayesdistill.fit_many` cuts its sweeps into batches and calls this once per batch.
     """
@@ -239,7 +255,7 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
     enable_compilation_cache()
     jobs = [job_of(p) for p in preps]
 
-    def settings_for(group):
+    def settings_for(group, warmup=warmup, target_accept=target_accept):
         devices, vectorize, label = resolve_chain_method(chain_method, chains * len(group))
         return Settings(chains, draws, warmup, target_accept, bool(dense_mass), devices, vectorize), label
 
@@ -260,16 +276,30 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
     for i, plan in plans.items():
         if i not in kappas:
             kappas[i] = kappa_from_prior(preps[i].inputs.priors, preps[i].seed, plan, chains * draws)
-    out = []
-    for i, (p, d) in enumerate(zip(preps, results)):
+
+    def posterior(i, d, label, warmup, target_accept, extra=0.0):
+        p = preps[i]
         config = {"chains": chains, "draws": draws, "warmup": warmup, "seed": p.seed, "target_accept": target_accept,
-                  "dense_mass": bool(dense_mass), "seconds": d.seconds + modes[i].seconds,
+                  "dense_mass": bool(dense_mass), "seconds": d.seconds + modes[i].seconds + extra,
                   "compiled": d.compiled or modes[i].compiled, "source": p.sweep.source, **p.options,
-                  "chain_method": labels[i], "laplace": modes[i].info()}
-        post = _posterior(p, d, config, kappas.get(i))
-        if review:
-            warn_if_failed(post.review(), stacklevel=4)
-        out.append(post)
+                  "chain_method": label, "laplace": modes[i].info()}
+        return _posterior(p, d, config, kappas.get(i))
+
+    out = [posterior(i, d, labels[i], warmup, target_accept) for i, d in enumerate(results)]
+    failed = [i for i, post in enumerate(out) if not post.review().ok] if retry else []
+    if failed:  # the review's remedies: smaller steps, longer adaptation; same mode, curvature and seed
+        strong = {"warmup": RETRY_WARMUP_FACTOR * max(warmup, 1), "target_accept": max(target_accept, RETRY_TARGET_ACCEPT)}
+        again, labels2 = _run_all([jobs[i] for i in failed], lambda g: settings_for(g, **strong), joint, progress_bar,
+                                  "refit after a failed review", [modes[i] for i in failed])
+        for i, d, label in zip(failed, again, labels2):
+            first = out[i]
+            out[i] = posterior(i, d, label, extra=first.config["seconds"] - modes[i].seconds, **strong)
+            out[i].config["retry"] = {
+                "warmup": warmup, "target_accept": target_accept, "seconds": first.config["seconds"],
+                "failed": [c.name for c in first.review().failed], "mean_leapfrog_steps": first.review().steps}
+    if review:
+        for post in out:
+            warn_if_failed(post.review(), stacklevel=4, retried=post.config.get("retry"))
     return out
 
 
