@@ -27,6 +27,7 @@ BENCHES = {
     "cli": "benchmarks.bench_cli",
     "average": "benchmarks.bench_average",
     "reviews": "benchmarks.bench_reviews",
+    "evidence": "benchmarks.bench_evidence",
 }
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import jax
@@ -110,6 +111,8 @@ MASK_OF = {"log_loss": "mask", "log_loss_student": "mask_student"}
 ARGS_OF = {"log_loss": 0, "log_loss_student": 1}
 
 _PROGRAMS: OrderedDict = OrderedDict()
+#: one background thread compiles the samplers asked for ahead (:meth:`Program.start_compiling`)
+_COMPILER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bayesdistill-compile")
 
 
 def _pad_leaf(x, n_to):
@@ -178,36 +181,61 @@ def _build(model, s: Settings):
         return samples, dict(zip(STATS, (div, energy, n_steps))), ll
 
     many = jax.vmap(one_chain) if s.vectorize else (lambda *a: lax.map(lambda t: one_chain(*t), a))
-    if s.devices <= 1:
-        return jax.jit(many)
-    split = jax.pmap(many)
+    return Program(jax.jit(many) if s.devices <= 1 else jax.pmap(many), s.devices)
 
-    def run(keys, mode, root, args, kwargs):
-        n = keys.shape[0]
-        shard = lambda x: x.reshape((s.devices, n // s.devices) + x.shape[1:])  # noqa: E731
-        out = split(*jax.tree.map(shard, (keys, mode, root, args, kwargs)))
-        return jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), out)
 
-    return run
+class Program:
+    """A sampler or Laplace step: a jitted (or, over ``devices`` > 1, pmapped) function, compiled
+    ahead of its first call where :func:`compile_ahead` was asked to (on a background thread)."""
+
+    def __init__(self, fn, devices: int = 1):
+        self.fn, self.devices, self.compiled, self.used = fn, devices, None, False
+
+    def _shard(self, args):
+        if self.devices <= 1:
+            return args
+
+        def shard(x):
+            shape = (self.devices, x.shape[0] // self.devices) + tuple(x.shape[1:])
+            return jax.ShapeDtypeStruct(shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x.reshape(shape)
+
+        return jax.tree.map(shard, args)
+
+    def start_compiling(self, *args) -> None:
+        """Trace and lower for ``args`` (shapes and dtypes only) here, and compile on a background thread.
+
+        Tracing runs numpyro's handlers (a global stack: not thread-safe) and stays on this thread;
+        XLA's compilation releases the GIL, so it overlaps the work that follows (the Laplace step).
+        """
+        lowered = self.fn.lower(*self._shard(args))
+        self.compiled = _COMPILER.submit(lowered.compile)
+
+    def __call__(self, *args):
+        fn = self.fn if self.compiled is None else self.compiled.result()
+        out = fn(*self._shard(args))
+        self.used = True
+        if self.devices <= 1:
+            return out
+        return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), out)
 
 
 def _build_laplace(model):
     """The jitted Laplace step ``run(keys (B, 2), args, kwargs)`` of B sweeps (:func:`.laplace.laplace_one`)."""
-    return jax.jit(lambda keys, args, kwargs: lax.map(lambda t: laplace_one(model, *t), (keys, args, kwargs)))
+    return Program(jax.jit(lambda keys, args, kwargs: lax.map(lambda t: laplace_one(model, *t), (keys, args, kwargs))))
 
 
 def _program(job: Job, settings, batch: int):
-    """The compiled program of ``settings`` (a :class:`Settings`, or ``LAPLACE`` for the Laplace step)."""
+    """The program of ``settings`` (a :class:`Settings`, or ``LAPLACE`` for the Laplace step) and
+    whether its next call is its first in this process (it compiles, or waits for its compilation)."""
     key = _program_key(job, settings, batch)
     fn = _PROGRAMS.get(key)
-    compiled = fn is None
-    if compiled:
+    if fn is None:
         fn = _build_laplace(job.model) if settings == LAPLACE else _build(job.model, settings)
         _PROGRAMS[key] = fn
         while len(_PROGRAMS) > MAX_PROGRAMS:
             _PROGRAMS.popitem(last=False)
     _PROGRAMS.move_to_end(key)
-    return fn, compiled
+    return fn, not fn.used
 
 
 def clear_programs() -> None:
@@ -257,6 +285,35 @@ def laplace(jobs: list[Job], *, joint: bool) -> list[Laplace]:
     return res
 
 
+def _sampler_inputs(jobs, C, joint, mode, root) -> tuple:
+    """The sampler's arguments ``(keys, mode, root, args, kwargs)`` for ``jobs``, ``C`` chains each."""
+    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(j.seed), C) for j in jobs])
+    args, kwargs = _stacked(jobs, joint, C)
+    return keys, jnp.asarray(mode), jnp.asarray(root), args, kwargs
+
+
+def dimension(job: Job) -> int:
+    """The number of unconstrained coordinates of ``job``'s posterior (traced for shapes only)."""
+    return jax.eval_shape(lambda: flat_model(job.model, job.args, job.kwargs, jax.random.PRNGKey(0)).x0).shape[0]
+
+
+def compile_ahead(jobs: list[Job], settings: Settings, *, joint: bool, dim: int) -> None:
+    """Start compiling the sampler :func:`run` will use for ``jobs`` (posterior dimension ``dim``).
+
+    The program is traced here and compiled on a background thread, so that XLA compiles it while
+    this thread finds the modes (:func:`laplace`); :func:`run` waits for it. Nothing happens where
+    the program exists already.
+    """
+    _check_batch(jobs, settings, len(jobs))
+    if _program_key(jobs[0], settings, len(jobs)) in _PROGRAMS:
+        return
+    fn, _ = _program(jobs[0], settings, len(jobs))
+    n = settings.chains * len(jobs)
+    shape = lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype)  # noqa: E731
+    example = _sampler_inputs(jobs, settings.chains, joint, np.zeros((n, dim)), np.zeros((n, dim, dim)))
+    fn.start_compiling(*jax.tree.map(shape, example))
+
+
 def run(jobs: list[Job], settings: Settings, *, joint: bool, modes: list[Laplace] | None = None) -> list[Draws]:
     """Sample every job with one program call; the jobs must share a fingerprint and buckets.
 
@@ -268,11 +325,9 @@ def run(jobs: list[Job], settings: Settings, *, joint: bool, modes: list[Laplace
     t0 = time.perf_counter()
     fn, compiled = _program(jobs[0], settings, len(jobs))
     C = settings.chains
-    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(j.seed), C) for j in jobs])
-    mode = jnp.asarray(np.repeat(np.stack([m.mode for m in modes]), C, axis=0))
-    root = jnp.asarray(np.repeat(np.stack([m.root for m in modes]), C, axis=0))
-    args, kwargs = _stacked(jobs, joint, C)
-    samples, stats, ll = jax.block_until_ready(fn(keys, mode, root, args, kwargs))
+    mode = np.repeat(np.stack([m.mode for m in modes]), C, axis=0)
+    root = np.repeat(np.stack([m.root for m in modes]), C, axis=0)
+    samples, stats, ll = jax.block_until_ready(fn(*_sampler_inputs(jobs, C, joint, mode, root)))
     seconds = time.perf_counter() - t0
     out = []
     for b, job in enumerate(jobs):

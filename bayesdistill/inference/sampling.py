@@ -14,7 +14,7 @@ from ..errors import BayesDistillError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
 from ..runtime import enable_compilation_cache
-from .engine import Draws, Job, Settings, fingerprint, laplace, run, sampler_group
+from .engine import Draws, Job, Settings, compile_ahead, dimension, fingerprint, laplace, run, sampler_group
 from .inputs import ModelInputs, Prepared, job_of, model_inputs
 from .kappa import (
     inner_draws,
@@ -263,6 +263,10 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
     plans = {i: kappa_plan(p.sweep.supervised, p.inputs.priors) for i, p in enumerate(preps)
              if _learns_kappa(p) and "groups" not in p.options}
     inner = {i: inner_job(preps[i], plan) for i, plan in plans.items() if not isinstance(plan, str)}
+    # the samplers compile on a background thread while the modes are found
+    for part in _by_sampler(jobs):
+        group = [jobs[i] for i in part]
+        compile_ahead(group, settings_for(group)[0], joint=joint, dim=dimension(group[0]))
     # the mode and curvature of every fit and inner fit, one program call per sampler they share
     modes = _laplace_all(jobs + list(inner.values()), joint)
     results, labels = _run_all(jobs, settings_for, joint, progress_bar, "sampling", modes[:len(jobs)])
