@@ -210,3 +210,34 @@ def test_published_fit_reproduces_the_datablations_runs():
     assert r2("muennighoff_full") == pytest.approx(0.7722, abs=5e-4)
     assert r2("muennighoff", R_D_star=np.float32(2.9157212)) == pytest.approx(0.7354, abs=5e-4)
     assert r2("chinchilla") == pytest.approx(0.4452, abs=5e-4)
+
+
+def test_cli_fits_with_U(tmp_path):
+    """``bayesdistill fit runs.csv --law muennighoff``: the CSV's U column reaches the law."""
+    import json
+    import subprocess
+    import sys
+
+    csv, out = tmp_path / "runs.csv", tmp_path / "fit.nc"
+    multi_epoch_sweep().to_csv(csv, index=False)
+    proc = subprocess.run([sys.executable, "-m", "bayesdistill.cli", "fit", str(csv), "--law", "muennighoff",
+                           "--chains", "1", "--draws", "50", "--warmup", "50", "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["law"] == "muennighoff" and "R_D_star" in res["summary"]
+    loaded = bd.load(out)
+    assert np.asarray(loaded.idata.constant_data["U"]).tolist() == multi_epoch_sweep()["U"].tolist()
+
+
+def test_held_out_scores_read_U(post):
+    """The held-out scores (benchmarks, leave-largest-out) predict each run at its own U."""
+    from bayesdistill.inference.validation import score
+
+    test = multi_epoch_sweep(seed=5)
+    test = test[test["D"] / test["U"] > 10]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bd.ExtrapolationWarning)
+        with_u, without = score(post, test), score(post, test.drop(columns="U"))
+    assert with_u["median_rel_error"] < 0.02 < without["median_rel_error"]
+    assert with_u["log_score"] > without["log_score"]
