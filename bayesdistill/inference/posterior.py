@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .._checks import positive_array
+from .._checks import positive_array, unique_tokens_array
 from .._files import write_atomically
 from .._version import __version__
 from ..errors import BayesDistillError, ExtrapolationWarning, PosteriorFileError
@@ -245,25 +245,6 @@ class Posterior:
         extra = () if U is None else (jnp.log(jnp.asarray(U))[None, :],)
         return self.law.log_loss(th, jnp.log(jnp.asarray(N))[None, :], jnp.log(jnp.asarray(D))[None, :], *extra)
 
-    def _unique_tokens(self, U, D):
-        """``U`` checked and broadcast to ``D`` (None stays None); only for a law that reads it."""
-        if U is None:
-            return None
-        if "U" not in self.law.covariates:
-            raise BayesDistillError(f"U (unique tokens) is read by the data-constrained laws only; law "
-                                    f"{self.law.name!r} does not take it")
-        U = positive_array(U, "U")
-        try:
-            U = np.broadcast_to(U, np.shape(D)).astype(float)
-        except ValueError:
-            raise BayesDistillError(f"U ({len(U)} values) does not broadcast with N and D ({np.size(D)} "
-                                    "points)") from None
-        if np.any(U > D * (1 + 1e-9)):
-            i = int(np.flatnonzero(U > D * (1 + 1e-9))[0])
-            raise BayesDistillError(f"U: {U[i]:g} unique tokens exceed D = {D[i]:g} training tokens at point {i}; "
-                                    "U is at most D (repetitions D/U - 1 >= 0)")
-        return U
-
     def predict(self, N, D, *, U=None, seed: int = 0, prob: float = 0.9) -> pd.DataFrame:
         """Predicted loss at (N, D) with uncertainty.
 
@@ -304,7 +285,7 @@ class Posterior:
         except ValueError:
             raise BayesDistillError(f"N ({len(N)} values) and D ({len(D)} values) do not broadcast: give equal "
                                     "numbers of values or a single value for one of them") from None
-        U = self._unique_tokens(U, D)
+        U = None if U is None else unique_tokens_array(U, D, self.law)
         mu = self.log_loss_draws(N, D, U)
         pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape, N=N, D=D)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
