@@ -40,8 +40,8 @@ def unique_tokens_array(U, D, law):
     """``U`` (unique tokens at points with ``D`` tokens) as a float array like ``D``; error unless ``law`` reads
     ``U`` (``law.covariates``) and every value is positive, finite and at most its ``D``."""
     if "U" not in getattr(law, "covariates", ()):
-        raise BayesDistillError(f"U (unique tokens) is read by the data-constrained laws only; law "
-                                f"{getattr(law, 'name', law)!r} does not take it")
+        what = "a mixture of laws" if law is None else f"law {getattr(law, 'name', law)!r}"
+        raise BayesDistillError(f"U (unique tokens) is read by the data-constrained laws only; {what} does not take it")
     U = positive_array(U, "U")
     try:
         U = np.broadcast_to(U, np.shape(D)).astype(float)

@@ -285,8 +285,8 @@ class Posterior:
         except ValueError:
             raise BayesDistillError(f"N ({len(N)} values) and D ({len(D)} values) do not broadcast: give equal "
                                     "numbers of values or a single value for one of them") from None
-        U = None if U is None else unique_tokens_array(U, D, self.law)
-        mu = self.log_loss_draws(N, D, U)
+        U = None if U is None else unique_tokens_array(U, D, getattr(self, "law", None))
+        mu = self.log_loss_draws(N, D) if U is None else self.log_loss_draws(N, D, U)
         pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape, N=N, D=D)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         L, P = np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))
@@ -319,7 +319,7 @@ class Posterior:
             return self.predict(N, D, U=U, seed=seed)
         N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
         U = None if U is None else np.broadcast_to(np.asarray(U, float), D.shape)
-        mu = np.asarray(self.log_loss_draws(N, D, U), dtype=float)
+        mu = np.asarray(self.log_loss_draws(N, D) if U is None else self.log_loss_draws(N, D, U), dtype=float)
         rng = np.random.default_rng(seed)
         if self.noise == "student_t":
             eps = rng.standard_t(self.draws(["nu"])["nu"][:, None], size=mu.shape)
