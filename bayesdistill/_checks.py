@@ -34,3 +34,22 @@ def positive_array(x, name):
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise BayesDistillError(f"{name} must be positive and finite, got {x!r}")
     return a
+
+
+def unique_tokens_array(U, D, law):
+    """``U`` (unique tokens at points with ``D`` tokens) as a float array like ``D``; error unless ``law`` reads
+    ``U`` (``law.covariates``) and every value is positive, finite and at most its ``D``."""
+    if "U" not in getattr(law, "covariates", ()):
+        what = "a mixture of laws" if law is None else f"law {getattr(law, 'name', law)!r}"
+        raise BayesDistillError(f"U (unique tokens) is read by the data-constrained laws only; {what} does not take it")
+    U = positive_array(U, "U")
+    try:
+        U = np.broadcast_to(U, np.shape(D)).astype(float)
+    except ValueError:
+        raise BayesDistillError(f"U ({len(U)} values) does not broadcast with N and D ({np.size(D)} points)") from None
+    over = np.flatnonzero(U > np.asarray(D, float) * (1 + 1e-9))
+    if len(over):
+        i = int(over[0])
+        raise BayesDistillError(f"U: {U[i]:g} unique tokens exceed D = {np.asarray(D)[i]:g} training tokens at point "
+                                f"{i}; U is at most D (repetitions D/U - 1 >= 0)")
+    return U

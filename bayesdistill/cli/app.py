@@ -278,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "bayesdistill fit shipped:gadre_c4 --subset c4_original --draws 500 --json"], [common])
     p.add_argument("data", metavar="DATA", help="sweep file (.csv, .tsv, .parquet, .jsonl) with columns N, D, "
                    "loss, or shipped:NAME for a shipped dataset (see 'bayesdistill datasets')")
-    p.add_argument("--law", default="chinchilla", help="scaling law: chinchilla or busbridge (default: %(default)s)")
+    p.add_argument("--law", default="chinchilla", help="scaling law: chinchilla, busbridge, kaplan, muennighoff (reads a column U of unique "
+                        "tokens), ... (any registered law; default: %(default)s)")
     p.add_argument("--noise", default="student_t", help="noise on log loss: student_t or normal (default: %(default)s)")
     p.add_argument("--out", default="posterior.nc", help="where to save the posterior (default: %(default)s)")
     p.add_argument("--columns", metavar="MAP", help="rename your columns, e.g. 'Model Size=N,Tokens=D'")

@@ -6,7 +6,10 @@ columns ``N`` (non-embedding parameters), ``D`` (training tokens) and ``loss``
 as ``N_S``, ``D_S`` (or ``N``, ``D``), ``loss`` (student cross-entropy) and the
 teacher as ``N_T``, ``D_T`` and/or ``L_T``. Optional columns: ``kind``
 (``supervised`` or ``distillation``), ``run_id``, ``group`` (rows from one
-training run, e.g. checkpoints), ``C`` (FLOPs).
+training run, e.g. checkpoints), ``C`` (FLOPs), ``U`` (unique training tokens,
+``U <= D``: the run saw its data ``D / U`` times; read by the data-constrained
+laws ``"muennighoff"`` and ``"muennighoff_full"``, ignored by the others; an
+empty cell means ``U = D``, every token seen once).
 
 Every problem is reported with the column, the row and what is wrong.
 """
@@ -28,7 +31,7 @@ from .reading import read_file
 #: plausible range of a per-token cross-entropy in nats
 LOSS_RANGE = (0.05, 15.0)
 KINDS = ("supervised", "distillation")
-NUMERIC = ("N", "D", "loss", "N_T", "D_T", "L_T", "C")
+NUMERIC = ("N", "D", "loss", "N_T", "D_T", "L_T", "C", "U")
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,8 @@ def _check_values(df: pd.DataFrame, origin: _Origin, kind_given: bool) -> pd.Dat
         _check_positive(df, col, present, origin, allow_missing=True)
     if "C" in df.columns:
         _check_positive(df, "C", df["C"].notna().to_numpy(), origin, allow_missing=True)
+    if "U" in df.columns:
+        _check_unique_tokens(df, origin)
     for i in np.flatnonzero(is_distil):
         has_lt = pd.notna(df["L_T"].iloc[i])
         has_nd = pd.notna(df["N_T"].iloc[i]) and pd.notna(df["D_T"].iloc[i])
@@ -347,6 +352,24 @@ def _ids_and_order(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+
+
+#: relative slack of ``U <= D`` (counts written with rounding, e.g. billions to a few digits)
+U_SLACK = 1e-9
+
+
+def _check_unique_tokens(df, origin):
+    """``U`` (unique tokens): positive, finite, at most ``D``; an empty cell becomes ``D`` (one epoch)."""
+    _check_positive(df, "U", df["U"].notna().to_numpy(), origin, allow_missing=True)
+    u, d = df["U"].to_numpy(), df["D"].to_numpy()
+    over = np.flatnonzero(~np.isnan(u) & (u > d * (1 + U_SLACK)))
+    if len(over):
+        i = int(over[0])
+        raise SweepError(
+            f"column 'U', {origin.where(i, df)}: {u[i]:g} unique tokens exceed the run's D = {d[i]:g} "
+            "training tokens; U is the number of distinct tokens, at most D (repetitions D/U - 1 >= 0)"
+        )
+    df["U"] = np.where(np.isnan(u), d, np.minimum(u, d))
 
 
 def _check_positive(df, col, mask, origin, allow_missing=False):

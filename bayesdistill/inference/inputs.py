@@ -74,8 +74,12 @@ def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
         _check_count(len(rows), pri, law)
         logN, logD, y = (_log32(rows[c]) for c in ("N", "D", "loss"))
         centre = {"N": float(logN.mean()), "D": float(logD.mean()), **distance_geometry(logN, logD)}
-        args, kwargs = (logN, logD, centre_arg(centre)), {"log_loss": y}
-        constant, dims = _constants(rows, "run"), {"log_loss": ["run"]}
+        # a law's covariates (unique tokens U) ride between log D and the centre; absent: U = D
+        extra = [_log32(rows[c] if c in rows else rows["D"]) for c in law.covariates]
+        centre.update({c: float(x.mean()) for c, x in zip(law.covariates, extra)})
+        args, kwargs = (logN, logD, *extra, centre_arg(centre)), {"log_loss": y}
+        constant = _constants(rows, "run", ("N", "D", *(c for c in law.covariates if c in rows)))
+        dims = {"log_loss": ["run"]}
         model = make_model(law, pri, noise, discrepancy)
     # the joint model is built for the number of distinct teachers (codes 0 .. n-1)
     n_teachers = int(np.max(np.asarray(args[1]["teacher"]))) + 1 if isinstance(law, DistillationLaw) else 0

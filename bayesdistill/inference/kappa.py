@@ -60,10 +60,11 @@ def kappa_plan(rows, pri):
 
 def inner_job(p: Prepared, inner) -> Job:
     """The inner fit of ``p``: the same model and data, the runs outside ``inner`` masked out."""
-    logN, logD, _ = p.inputs.args
+    logN, logD, *covariates, _ = p.inputs.args  # a law's covariates (log U) sit before the centre
     geometry = {"N": float(np.asarray(logN)[inner].mean()), "D": float(np.asarray(logD)[inner].mean()),
-                **distance_geometry(np.asarray(logN)[inner], np.asarray(logD)[inner])}
-    return job_of(p, masks={"log_loss": inner}, args=(logN, logD, centre_arg(geometry)))
+                **distance_geometry(np.asarray(logN)[inner], np.asarray(logD)[inner]),
+                **{c: float(np.asarray(x)[inner].mean()) for c, x in zip(p.law.covariates, covariates)}}
+    return job_of(p, masks={"log_loss": inner}, args=(logN, logD, *covariates, centre_arg(geometry)))
 
 
 def kappa_from_prior(pri, seed: int, why: str, n_draws: int) -> tuple[dict, dict]:
@@ -97,7 +98,7 @@ def kappa_from_inner(p: Prepared, job: Job, draws: dict, weights, n_draws: int, 
     rows, pri, noise = p.sweep.supervised, p.inputs.priors, p.inputs.model_noise
     inner = np.asarray(job.masks["log_loss"], bool)
     train, test = rows[inner], rows[~inner]
-    geometry = {**{k: float(v) for k, v in job.args[2].items()}, "log10_c_max": log10_c_max(train)}
+    geometry = {**{k: float(v) for k, v in job.args[-1].items()}, "log10_c_max": log10_c_max(train)}
     flat = {k: np.asarray(v).reshape(-1) for k, v in draws.items() if np.ndim(v) == 1}
     inner_post = Posterior(az.from_dict(posterior={k: v[None] for k, v in flat.items()}), p.law, pri, noise,
                            geometry, {"discrepancy": "distance"})

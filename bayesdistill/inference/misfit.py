@@ -121,7 +121,8 @@ def level_evidence(post, test, weights=None, seed: int | None = None) -> np.ndar
     ``seed`` defaults to the fit's.
     """
     N, D = test["N"].to_numpy(float), test["D"].to_numpy(float)
-    mu = np.asarray(post.log_loss_draws(N, D), float)
+    U = test["U"].to_numpy(float) if "U" in test and "U" in post.law.covariates else None  # unique tokens
+    mu = np.asarray(post.log_loss_draws(N, D) if U is None else post.log_loss_draws(N, D, U=U), float)
     scale = np.broadcast_to(np.asarray(post.noise_scale(N, D, misfit=False), float), mu.shape)
     nu = np.asarray(post.draws(["nu"])["nu"]) if post.noise == "student_t" else None
     seed = int(post.config.get("seed", 0)) if seed is None else seed

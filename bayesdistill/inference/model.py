@@ -326,6 +326,9 @@ scale_site = _scale_site
 def make_model(law: Law, priors: dict[str, Prior], noise: str, discrepancy: str = "none"):
     """A numpyro model ``model(logN, logD, centre, log_loss=None, mask=None)`` for a supervised law.
 
+    A law with covariates (``law.covariates``, e.g. ``("U",)``) takes their logs between ``logD``
+    and ``centre``: ``model(logN, logD, logU, centre, ...)`` (one row per run, so the engine pads
+    them like ``logN``); ``centre`` is always the last positional argument.
     ``centre`` is ``{"N": mean log N, "D": mean log D}`` of the fitted runs (an
     argument, not a constant, so compiled samplers are reused across sweeps),
     plus :func:`distance_geometry` for ``discrepancy="distance"``.
@@ -336,9 +339,10 @@ def make_model(law: Law, priors: dict[str, Prior], noise: str, discrepancy: str 
     """
     check_discrepancy(discrepancy)
 
-    def model(logN, logD, centre, log_loss=None, mask=None):
+    def model(logN, logD, *rest, log_loss=None, mask=None):
+        *covariates, centre = rest
         theta = sample_coefficients(law, priors, centre)
-        mu = law.log_loss(theta, logN, logD)
+        mu = law.log_loss(theta, logN, logD, *covariates)
         sigma = _scale_site("sigma", priors, discrepancy, logN, logD, centre, mask=mask)
         observe_runs(noise, priors, mu, sigma, log_loss, mask)
 

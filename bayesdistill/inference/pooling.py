@@ -243,6 +243,9 @@ def pooled_inputs(sweep, law, groups: str, pool="exponents", priors=None, noise=
     if isinstance(law, DistillationLaw):
         raise BayesDistillError(f"grouped fits support supervised laws only; law {law.name!r} is a distillation "
                                 "law (not supported with groups yet)")
+    if law.covariates:
+        raise BayesDistillError(f"grouped fits take N and D only; law {law.name!r} also reads "
+                                f"{list(law.covariates)} (not supported with groups yet): fit each group alone")
     if len(names) < 2:
         raise SweepError(f"groups={groups!r}: the sweep has one group ({names[0]!r}); a grouped fit needs two or "
                          "more (fit without groups=)")

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .._checks import positive_array
+from .._checks import positive_array, unique_tokens_array
 from .._files import write_atomically
 from .._version import __version__
 from ..errors import BayesDistillError, ExtrapolationWarning, PosteriorFileError
@@ -236,18 +236,25 @@ class Posterior:
             eps = jax.random.normal(key, shape)
         return sigma * eps
 
-    def log_loss_draws(self, N, D) -> jnp.ndarray:
-        """Law log-loss for every draw at points (N, D): array (n_draws, n_points)."""
-        th = {k: v[:, None] for k, v in self.theta().items()}
-        return self.law.log_loss(th, jnp.log(jnp.asarray(N))[None, :], jnp.log(jnp.asarray(D))[None, :])
+    def log_loss_draws(self, N, D, U=None) -> jnp.ndarray:
+        """Law log-loss for every draw at points (N, D): array (n_draws, n_points).
 
-    def predict(self, N, D, *, seed: int = 0, prob: float = 0.9) -> pd.DataFrame:
+        ``U``: unique tokens at each point, for a law that reads them (``law.covariates``; None: U = D).
+        """
+        th = {k: v[:, None] for k, v in self.theta().items()}
+        extra = () if U is None else (jnp.log(jnp.asarray(U))[None, :],)
+        return self.law.log_loss(th, jnp.log(jnp.asarray(N))[None, :], jnp.log(jnp.asarray(D))[None, :], *extra)
+
+    def predict(self, N, D, *, U=None, seed: int = 0, prob: float = 0.9) -> pd.DataFrame:
         """Predicted loss at (N, D) with uncertainty.
 
         Parameters
         ----------
         N, D : float or array-like
             Non-embedding parameters and training tokens (broadcast together).
+        U : float or array-like, optional
+            Unique tokens (``U <= D``), for a data-constrained law (``"muennighoff"``); default
+            ``U = D`` (every token seen once). Returned as a column when given.
         seed : int
             Seed of the noise draws for the predictive quantiles.
         prob : float
@@ -278,7 +285,8 @@ class Posterior:
         except ValueError:
             raise BayesDistillError(f"N ({len(N)} values) and D ({len(D)} values) do not broadcast: give equal "
                                     "numbers of values or a single value for one of them") from None
-        mu = self.log_loss_draws(N, D)
+        U = None if U is None else unique_tokens_array(U, D, getattr(self, "law", None))
+        mu = self.log_loss_draws(N, D) if U is None else self.log_loss_draws(N, D, U)
         pred = mu + self.noise_draws(jax.random.PRNGKey(seed), mu.shape, N=N, D=D)
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
         L, P = np.asarray(jnp.exp(mu)), np.asarray(jnp.exp(pred))
@@ -290,13 +298,13 @@ class Posterior:
                 f"(10^{self.log10_c_max:.2f} FLOPs); intervals are checked up to {EXTRAPOLATION_WARN_DECADES:g} "
                 "decade (benchmarks/bench_isoflop.py): treat them as optimistic"), stacklevel=2)
         return pd.DataFrame({
-            "N": N, "D": D, "mean": L.mean(0), "median": np.median(L, 0),
+            "N": N, "D": D, **({} if U is None else {"U": U}), "mean": L.mean(0), "median": np.median(L, 0),
             f"q{tag[0]}": np.quantile(L, lo, 0), f"q{tag[1]}": np.quantile(L, hi, 0),
             f"pred_q{tag[0]}": np.quantile(P, lo, 0), f"pred_q{tag[1]}": np.quantile(P, hi, 0),
             "decades_beyond": beyond,
         })
 
-    def bands(self, N, D, *, seed: int = 0) -> pd.DataFrame:
+    def bands(self, N, D, *, U=None, seed: int = 0) -> pd.DataFrame:
         """:meth:`predict`'s 90% quantiles at many points at once, for plots.
 
         The same law quantiles (``median, q05, q95``) and predictive quantiles
@@ -304,12 +312,14 @@ class Posterior:
         included) as :meth:`predict`, but the noise on log loss is drawn with
         NumPy (seeded by ``seed``): JAX's Student-t sampler costs seconds per
         call on a CPU, which adds up over the hundreds of points of a plot. No
-        input checks and no extrapolation warning (the plots choose the points).
+        input checks and no extrapolation warning (the plots choose the points). ``U``: unique tokens,
+        as in :meth:`predict`.
         """
         if self.noise not in ("student_t", "normal"):  # a noise model this helper does not know
-            return self.predict(N, D, seed=seed)
+            return self.predict(N, D, U=U, seed=seed)
         N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
-        mu = np.asarray(self.log_loss_draws(N, D), dtype=float)
+        U = None if U is None else np.broadcast_to(np.asarray(U, float), D.shape)
+        mu = np.asarray(self.log_loss_draws(N, D) if U is None else self.log_loss_draws(N, D, U), dtype=float)
         rng = np.random.default_rng(seed)
         if self.noise == "student_t":
             eps = rng.standard_t(self.draws(["nu"])["nu"][:, None], size=mu.shape)
@@ -319,7 +329,7 @@ class Posterior:
         # quantiles on the log scale, then exp (monotone): heavy-tailed draws cannot overflow exp
         q05, med, q95 = np.exp(np.quantile(mu, [0.05, 0.5, 0.95], axis=0))
         p05, p95 = np.exp(np.quantile(log_pred, [0.05, 0.95], axis=0))
-        return pd.DataFrame({"N": N, "D": D, "median": med, "q05": q05, "q95": q95,
+        return pd.DataFrame({"N": N, "D": D, **({} if U is None else {"U": U}), "median": med, "q05": q05, "q95": q95,
                              "pred_q05": p05, "pred_q95": p95})
 
     def predict_student(self, N_S, D_S, N_T=None, D_T=None, L_T=None, *, seed: int = 0) -> pd.DataFrame:

@@ -176,9 +176,16 @@ def isoflop_slices(df, *, gap: float = SLICE_GAP, span: float = SLICE_SPAN, size
 
 
 # ------------------------------------------------------------------ scores
-def held_out_log_score(post, N, D, loss) -> np.ndarray:
+def unique_tokens(post, test) -> dict:
+    """``{"U": ...}`` of the runs ``test`` for a law that reads unique tokens (``"muennighoff"``), else ``{}``."""
+    law = getattr(post, "law", None)
+    return {"U": test["U"].to_numpy(float)} if "U" in getattr(law, "covariates", ()) and "U" in test else {}
+
+
+def held_out_log_score(post, N, D, loss, U=None) -> np.ndarray:
     """Log predictive density of each held-out log loss (mean over draws of the noise density); for a
-    mixture of laws (:func:`bayesdistill.average`) the weighted mixture of its laws' densities."""
+    mixture of laws (:func:`bayesdistill.average`) the weighted mixture of its laws' densities.
+    ``U``: the runs' unique tokens, for a law that reads them."""
     from scipy import stats
     from scipy.special import logsumexp
 
@@ -186,7 +193,7 @@ def held_out_log_score(post, N, D, loss) -> np.ndarray:
         per = [np.log(w) + held_out_log_score(p, N, D, loss) for p, w in zip(post.components, post.weights) if w > 0]
         return logsumexp(np.stack(per), axis=0)
 
-    mu = np.asarray(post.log_loss_draws(N, D), dtype=float)
+    mu = np.asarray(post.log_loss_draws(N, D) if U is None else post.log_loss_draws(N, D, U), dtype=float)
     scale = np.broadcast_to(np.asarray(post.noise_scale(N, D), dtype=float), mu.shape)
     z = (np.log(np.asarray(loss, float))[None, :] - mu) / scale
     if post.noise == "student_t":
@@ -210,7 +217,8 @@ def score(post, test, seed: int = 1) -> dict:
     """Coverage, error, widths and log score at the held-out runs ``test`` (columns N, D, loss);
     ``covered`` counts the runs inside each central interval of :data:`RELIABILITY_LEVELS`."""
     N, D, y = (_positive_column(test, c) for c in ("N", "D", "loss"))
-    preds = {prob: post.predict(N, D, prob=prob, seed=seed) for prob in RELIABILITY_LEVELS}
+    kw = unique_tokens(post, test)
+    preds = {prob: post.predict(N, D, prob=prob, seed=seed, **kw) for prob in RELIABILITY_LEVELS}
     inside = {prob: (y >= _interval(p)[0]) & (y <= _interval(p)[1]) for prob, p in preds.items()}
     p90, p50, inside90, inside50 = preds[0.9], preds[0.5], inside[0.9], inside[0.5]
     return {
@@ -221,7 +229,7 @@ def score(post, test, seed: int = 1) -> dict:
         "rel_errors": [float(v) for v in np.abs(p90["median"] / y - 1)],
         "median_rel_width50": float(np.median((p50["pred_q75"] - p50["pred_q25"]) / p50["median"])),
         "median_rel_width90": float(np.median((p90["pred_q95"] - p90["pred_q05"]) / p90["median"])),
-        "log_score": float(held_out_log_score(post, N, D, y).mean()),
+        "log_score": float(held_out_log_score(post, N, D, y, **kw).mean()),
         "decades_beyond": float(np.median(p90["decades_beyond"])) if "decades_beyond" in p90 else float("nan"),
     }
 

@@ -21,7 +21,7 @@ from jax.scipy.special import logsumexp
 from ..errors import LawError
 from .priors import Prior
 
-COVARIATES = ("N", "D", "N_S", "D_S")
+COVARIATES = ("N", "D", "N_S", "D_S", "U")
 
 
 def lse(*terms):
@@ -47,7 +47,7 @@ class Law:
     shears : tuple of (coef, exponent, covariate)
         Pairs that the sampler decorrelates: it samples
         ``log(coef) - exponent * mean(log covariate)`` instead of
-        ``log(coef)`` (``covariate`` is ``"N"``, ``"D"``, ``"N_S"`` or ``"D_S"``).
+        ``log(coef)`` (``covariate`` is ``"N"``, ``"D"``, ``"N_S"``, ``"D_S"`` or ``"U"``).
         The joint prior is unchanged (the shear has unit Jacobian).
     products : tuple of (coef, partner) or (coef, partner, pivot)
         Coefficients identified only through a product: the sampler works on
@@ -68,6 +68,10 @@ class Law:
         identified. An exact change of variables.
     description : str
         One line, shown in listings.
+    covariates : tuple of str
+        Sweep columns the law reads besides ``N`` and ``D`` (``("U",)``: unique tokens). Their logs
+        follow ``log D`` in ``log_loss(theta, logN, logD, logU)``, each with a default (``None``)
+        that gives the law without them (``U = D``), so callers that know only N and D still work.
     """
 
     name: str
@@ -79,6 +83,7 @@ class Law:
     products: tuple = ()
     outer: tuple = ()
     levels: tuple = ()
+    covariates: tuple = ()
 
     def __post_init__(self):
         missing = [p for p in self.params if p not in self.priors]
@@ -101,9 +106,13 @@ class Law:
             if g not in self.params or any(e not in self.params for e in exps):
                 raise LawError(f"law {self.name!r}: outer ({g}, {exps}) names unknown coefficients")
 
-    def __call__(self, theta, N, D):
-        """Loss L(N, D) (not log) at coefficients ``theta``."""
-        return jnp.exp(self.log_loss(theta, jnp.log(N), jnp.log(D)))
+    def __call__(self, theta, N, D, **covariates):
+        """Loss L(N, D) (not log) at coefficients ``theta``; ``U=...`` for a law with that covariate."""
+        extra = [jnp.log(covariates[c]) if covariates.get(c) is not None else None for c in self.covariates]
+        unknown = sorted(set(covariates) - set(self.covariates))
+        if unknown:
+            raise LawError(f"law {self.name!r} takes no covariate {unknown}; its covariates: {list(self.covariates)}")
+        return jnp.exp(self.log_loss(theta, jnp.log(N), jnp.log(D), *extra))
 
     def spec(self) -> dict:
         """JSON-serialisable description (the function itself is found by name)."""
@@ -207,7 +216,7 @@ def register_law(law: Law, *, overwrite: bool = False) -> Law:
 
 #: modules whose import registers more built-in laws (like plugins' entry points: loaded by name on
 #: the first lookup, so that ``laws`` costs nothing until a law is needed)
-BUILTIN_MODULES = ("bayesdistill.laws.distillation",)
+BUILTIN_MODULES = ("bayesdistill.laws.distillation", "bayesdistill.laws.muennighoff")
 
 
 def _builtins() -> None:

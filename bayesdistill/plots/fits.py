@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..allocation.supervised import compute_optimal
+from ..inference.validation import unique_tokens
 from ..laws.flops import supervised_flops
 
 #: viridis without its palest yellows, which vanish on white
@@ -154,7 +155,7 @@ def plot_fit(post, ax=None) -> Figure:
 
 def _relative_residuals(post):
     data = post.data
-    p = post.bands(data["N"].to_numpy(), data["D"].to_numpy())
+    p = post.bands(data["N"].to_numpy(), data["D"].to_numpy(), **unique_tokens(post, data))
     med = p["median"].to_numpy()
     rel = 100 * (data["loss"].to_numpy() / med - 1)
     lo = 100 * (p["pred_q05"].to_numpy() / med - 1)
