@@ -37,18 +37,21 @@ def runs():
 def test_thermodynamic_integration_recovers_the_exact_evidence(runs):
     """Within 3 of its own standard errors and 0.2 nats, with an error that is neither zero nor vast."""
     res, exact = runs["fine"], runs["exact"]
-    assert res.method == "thermodynamic" and len(res.info["mean_loglik"]) == 17
+    assert res.method == "stepping-stone" and len(res.info["mean_loglik"]) == 17
     assert 0 < res.se < 0.3, res.info
     assert abs(res.log_z - exact) <= max(3 * res.se, 0.05), (res.log_z, exact, res.se)
     assert abs(res.log_z - exact) <= 0.2
-    # E_beta[log L] rises from the prior to the posterior
+    # E_beta[log L] rises from the prior to the posterior; TI on the same draws agrees within its errors
     assert res.info["mean_loglik"][-1] > res.info["mean_loglik"][0]
+    ti_se = (res.info["ti_mc_se"] ** 2 + res.info["ti_discretisation"] ** 2) ** 0.5
+    assert abs(res.info["ti"] - exact) <= max(3 * ti_se, 0.05), (res.info["ti"], exact, ti_se)
 
 
 def test_too_few_rungs_show_in_the_error(runs):
-    """A coarse ladder's discretisation error is reported, not hidden: it exceeds the fine ladder's."""
-    assert runs["coarse"].info["discretisation"] > runs["fine"].info["discretisation"]
-    assert runs["coarse"].se >= runs["coarse"].info["discretisation"]
+    """A coarse ladder's errors are reported, not hidden: TI's discretisation error and the
+    stepping-stone error both exceed the fine ladder's."""
+    assert runs["coarse"].info["ti_discretisation"] > runs["fine"].info["ti_discretisation"]
+    assert runs["coarse"].se > runs["fine"].se
 
 
 def test_same_seed_same_number(runs):
