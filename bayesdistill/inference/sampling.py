@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-import arviz as az
+import arviz_base as azb
 import jax
 import numpy as np
 
@@ -358,9 +358,9 @@ def _posterior(p: Prepared, d: Draws, config: dict, kappa) -> Posterior:
     dims = {**mi.dims, **{k: [v.dims] for k, v in mi.constant.items()}}
     coords = {v.dims: np.arange(len(v.values)) for v in mi.constant.values()}
     observed = {k: np.asarray(mi.kwargs[k]) for k in mi.sizes}
-    idata = az.from_dict(posterior=d.samples, sample_stats=d.stats, log_likelihood=d.log_likelihood,
-                         observed_data=observed, constant_data={k: v.values for k, v in mi.constant.items()},
-                         coords=coords, dims=dims)
+    groups = {"posterior": d.samples, "sample_stats": d.stats, "log_likelihood": d.log_likelihood,
+              "observed_data": observed, "constant_data": {k: v.values for k, v in mi.constant.items()}}
+    idata = azb.from_dict({k: v for k, v in groups.items() if v}, coords=coords, dims=dims)
     centre = {**mi.centre, "log10_c_max": log10_c_max(p.sweep.supervised)}
     if kappa is not None:  # the misfit beyond the fitted compute (kappa, omega), learnt outside the sampler
         draws, config["kappa"] = kappa
