@@ -38,7 +38,7 @@ def post():
 
 def _with_draws(post, fn):
     """A copy of ``post`` whose coefficient draws are ``fn(values)``; its review is taken as passed."""
-    idata = post.idata.copy()
+    idata = post.idata.copy(deep=True)
     for k in post.law.params:
         idata.posterior[k].values[...] = fn(idata.posterior[k].values)
     p = Posterior(idata, post.law, post.priors, post.noise, post.centre, post.config)

@@ -8,6 +8,7 @@ import time
 import arviz_base as azb
 import jax
 import numpy as np
+import xarray as xr
 
 from ..data.sweep import read_sweep
 from ..errors import BayesDistillError
@@ -365,7 +366,7 @@ def _posterior(p: Prepared, d: Draws, config: dict, kappa) -> Posterior:
     if kappa is not None:  # the misfit beyond the fitted compute (kappa, omega), learnt outside the sampler
         draws, config["kappa"] = kappa
         for site, v in draws.items():
-            idata.posterior[site] = (("chain", "draw"), v.reshape(config["chains"], config["draws"]))
+            idata["posterior"][site] = xr.Variable(("chain", "draw"), v.reshape(config["chains"], config["draws"]))
     return Posterior(idata, p.law, mi.priors, mi.model_noise, centre, config)
 
 
