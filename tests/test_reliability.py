@@ -506,7 +506,7 @@ def test_flipped_bytes_never_load_silently_different_numbers(saved, seeded_fits,
         except PosteriorFileError:
             outcomes["error"] += 1
             continue
-        for group in ref.groups():
+        for group in ref.children:
             for name in getattr(ref, group).data_vars:
                 np.testing.assert_array_equal(getattr(post.idata, group)[name].values,
                                               getattr(ref, group)[name].values, err_msg=f"flip at {pos}")

@@ -216,4 +216,6 @@ def psis_weights(log_weights) -> tuple[np.ndarray, float]:
     lw = np.where(np.isfinite(lw), lw, lw[np.isfinite(lw)].min() - 50.0)
     smoothed, k = array_stats.psislw(-(lw - lw.max()))
     w = np.exp(np.asarray(smoothed, dtype=float))
-    return w / w.sum(), float(k)
+    k = float(k)
+    # arviz-stats gives NaN where the tail's Pareto fit fails (a few draws carry everything); 0.23 gave inf
+    return w / w.sum(), float("inf") if np.isnan(k) else k
