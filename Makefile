@@ -1,10 +1,11 @@
 # bayesdistill: two commands after cloning, `make demo` and `make test`.
 # Each creates .venv and installs the package (editable, with the test extras) when missing.
-# The Python is the first of python3.13, python3.12, python3.11, python3 that runs and is 3.11-3.13;
-# choose another with `make test PYTHON=/path/to/python3.12` (after `make clean` if .venv exists).
-SUPPORTED := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
+# The Python is the newest supported one (3.13, then 3.12) that .ci/find-python finds: on PATH, in
+# pyenv's versions folder (found directly, so an empty HOME does not matter), /usr/local/bin, /usr/bin
+# or by uv; choose another with `make test PYTHON=/path/to/python3.12` (after `make clean` if .venv exists).
+SUPPORTED := import sys; sys.exit(not (3, 12) <= sys.version_info[:2] <= (3, 13))
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(firstword $(foreach p,python3.13 python3.12 python3.11 python3,$(shell $(p) -c '$(SUPPORTED)' >/dev/null 2>&1 && echo $(p))))
+PYTHON := $(shell .ci/find-python 2>/dev/null)
 endif
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,8 +14,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench lint clean misfit-prior docs
 
 $(STAMP): pyproject.toml
-	@test -n "$(PYTHON)" || { echo "error: no Python 3.11-3.13 found (python3.13, python3.12, python3.11, python3); set PYTHON=/path/to/python3.12"; exit 1; }
-	@$(PYTHON) -c '$(SUPPORTED)' || { echo "error: $(PYTHON) is not Python 3.11-3.13"; exit 1; }
+	@test -n "$(PYTHON)" || { .ci/find-python >/dev/null; exit 1; }
+	@$(PYTHON) -c '$(SUPPORTED)' || { echo "error: $(PYTHON) is not Python 3.12-3.13"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"

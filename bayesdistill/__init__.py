@@ -18,10 +18,9 @@ from .errors import (
     SweepError,
     SweepWarning,
 )
-from .runtime import quiet_arviz_banner, use_cpu_cores
+from .runtime import use_cpu_cores
 
 use_cpu_cores()  # before JAX starts its CPU backend: chains on separate cores (see bayesdistill.runtime)
-quiet_arviz_banner()  # whenever arviz is first imported: no date-dependent banner
 
 _EXPORTS = {
     "allocate": ".allocation", "best_teacher": ".allocation", "choose_teacher": ".allocation",

@@ -12,7 +12,6 @@ bayesdistill before running JAX code to get it).
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 ENV = "BAYESDISTILL_CPU_DEVICES"
@@ -46,21 +45,6 @@ def use_cpu_cores() -> int:
         return 1
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
     return n
-
-
-#: ArviZ 0.23's once-a-day banner about its coming refactor
-ARVIZ_BANNER = r"\s*ArviZ is undergoing a major refactor"
-
-
-def quiet_arviz_banner() -> None:
-    """Hide ArviZ's once-a-day ``FutureWarning`` banner about its coming refactor, whenever ArviZ is imported.
-
-    ArviZ 0.23 prints the banner on the first import of each day and records
-    that it did in the user's cache folder, so whether it appears depends on
-    the date and on that cache. It says nothing about bayesdistill's results;
-    this filter matches that message only, and every other warning still shows.
-    """
-    warnings.filterwarnings("ignore", message=ARVIZ_BANNER, category=FutureWarning)
 
 
 def enable_compilation_cache() -> None:

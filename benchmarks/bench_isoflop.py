@@ -39,12 +39,14 @@ TARGETS = {"coverage90": (0.85, 0.97), "coverage50": (0.40, 0.65), "coverage90_s
 
 
 def _loo(post) -> dict:
-    import arviz as az
+    import arviz_stats as azs
+
+    from bayesdistill.inference.comparison import PARETO_K_WARNING
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = az.loo(post.idata, var_name="log_loss")
-    return {"elpd_loo": float(res["elpd_loo"]), "se": float(res["se"])}
+        warnings.filterwarnings("ignore", message=PARETO_K_WARNING, category=UserWarning)
+        res = azs.loo(post.idata, var_name="log_loss")
+    return {"elpd_loo": float(res.elpd), "se": float(res.se)}
 
 
 def _loso_populations(names) -> tuple[dict, dict]:

@@ -56,13 +56,13 @@ def info(post, wall):
             "steps": float(post.idata.sample_stats["n_steps"].mean())}
 
 def quantiles(post):
-    import arviz as az
+    from arviz_stats.base import array_stats
     d = post.draws()
     d["a"] = d["beta"] / (d["alpha"] + d["beta"])
     out = {}
     for k in NAMES_HERE:
         x = d[k].reshape(post.config["chains"], -1).astype("float64")
-        out[k] = [[float(np.quantile(x, q)), float(az.mcse(x, method="quantile", prob=q))] for q in (0.05, 0.5, 0.95)]
+        out[k] = [[float(np.quantile(x, q)), float(array_stats.mcse(x, method="quantile", prob=q))] for q in (0.05, 0.5, 0.95)]
     return out
 
 out = {"import_s": t1 - t0}

@@ -22,6 +22,8 @@ THIN = 4
 
 
 def main(argv=None) -> int:
+    import xarray as xr
+
     import bayesdistill as bd
     from bayesdistill.inference.posterior import Posterior
 
@@ -37,8 +39,9 @@ def main(argv=None) -> int:
     if not post.review().ok:
         print("the fit failed its review; nothing written", file=sys.stderr)
         return 1
-    idata = post.idata.sel(draw=slice(None, None, THIN))
-    del idata.log_likelihood
+    idata = xr.DataTree.from_dict({
+        name: (node.dataset.isel(draw=slice(None, None, THIN)) if "draw" in node.dims else node.dataset)
+        for name, node in post.idata.children.items() if name != "log_likelihood"})
     config = {**post.config, "source": "SYNTHETIC paper replica: bd.paper_sweep(seed=0)", "synthetic": True,
               "thinned": THIN, "priors_preset": args.priors, "made_by": "models/make_default.py"}
     small = Posterior(idata, post.law, post.priors, post.noise, post.centre, config)

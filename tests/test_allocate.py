@@ -7,7 +7,7 @@ Every call uses the same four draws (Table 6 and three perturbations), so each p
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_base as azb
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,7 +49,7 @@ def run(scenario, budget=1e22, student=1e9, theta=THETA):
 
 def posterior(law=DISTILLATION) -> Posterior:
     """A Posterior (1 chain x 4 draws) holding ``THETA``, read as a fit of ``law``; no sampling."""
-    idata = az.from_dict(posterior={k: v[None, :] for k, v in THETA.items()})
+    idata = azb.from_dict({"posterior": {k: v[None, :] for k, v in THETA.items()}})
     return Posterior(idata, law, {}, "normal", {}, {})
 
 

@@ -4,7 +4,7 @@ persistence, priors and the sites of both models."""
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_base as azb
 import jax
 import numpy as np
 import pandas as pd
@@ -239,7 +239,7 @@ def test_student_noise_uses_the_student_geometry():
     """``noise_scale(scale="sigma_distill")`` measures distance in the student runs' own coordinates."""
     draws = {"sigma": np.full((1, 4), 0.01), "tau": np.full((1, 4), 0.002),
              "sigma_distill": np.full((1, 4), 0.02), "tau_distill": np.full((1, 4), 0.005)}
-    idata = az.from_dict(posterior=draws)
+    idata = azb.from_dict({"posterior": draws})
     centre = {"loc_logN": 20.0, "scale_logN": 1.0, "loc_logD": 23.0, "scale_logD": 1.0,
               "loc_logN_S": 18.0, "scale_logN_S": 2.0, "loc_logD_S": 22.0, "scale_logD_S": 0.5}
     post = Posterior(idata, bd.get_law("distillation"), {}, "normal", centre, {"discrepancy": "distance"})

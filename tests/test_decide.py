@@ -38,7 +38,7 @@ def post():
 
 def _with_draws(post, fn):
     """A copy of ``post`` whose coefficient draws are ``fn(values)``; its review is taken as passed."""
-    idata = post.idata.copy()
+    idata = post.idata.copy(deep=True)
     for k in post.law.params:
         idata.posterior[k].values[...] = fn(idata.posterior[k].values)
     p = Posterior(idata, post.law, post.priors, post.noise, post.centre, post.config)
@@ -119,7 +119,7 @@ def test_supervised_only_has_the_closed_form_answer(post):
 
 def test_regret_is_zero_when_the_posterior_is_a_point(point):
     rec = bd.recommend(point, budget=1e21, student_size=3e8, scenarios=("teacher_inference", "supervised"), **FAST)
-    assert rec.plugin_regret == pytest.approx(0.0, abs=1e-7)
+    assert rec.plugin_regret == pytest.approx(0.0, abs=5e-7)  # float32 losses ~2.40: one ulp is 2.4e-7
     assert rec.plugin["option"] == rec.option
     assert rec.p_distill_beats_supervised in (0.0, 1.0)
     assert np.ptp(rec.losses) == pytest.approx(0.0, abs=1e-5)

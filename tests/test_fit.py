@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 
-import arviz as az
+import arviz_base as azb
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+import xarray as xr
 from conftest import CHINCHILLA_TRUTH, CONVERGED, TRUTHS, quiet_fit, recorded_fit, synthetic_sweep, true_loss
 
 import bayesdistill as bd
@@ -294,9 +295,9 @@ def test_different_seed_gives_different_draws(chinchilla_sweep, tiny_fit):
 
 
 def _assert_same_idata(a, b):
-    assert set(a.groups()) == set(b.groups())
-    for group in a.groups():
-        ga, gb = getattr(a, group), getattr(b, group)
+    assert set(a.children) == set(b.children)
+    for group in a.children:
+        ga, gb = a[group], b[group]
         assert set(ga.data_vars) == set(gb.data_vars), group
         for name in ga.data_vars:
             assert ga[name].dims == gb[name].dims, (group, name)
@@ -345,7 +346,7 @@ def test_save_is_atomic(chinchilla_post, tmp_path, monkeypatch):
         written.append(filename)
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(az.InferenceData, "to_netcdf", failing_to_netcdf)
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", failing_to_netcdf)
     with pytest.raises(OSError, match="No space left"):
         chinchilla_post.save(path)
     monkeypatch.undo()
@@ -390,8 +391,8 @@ def test_load_directory(tmp_path):
 
 
 def test_load_netcdf_without_bayesdistill_attributes(tmp_path):
-    idata = az.from_dict(posterior={"E": np.ones((2, 10))}, observed_data={"log_loss": np.ones(5)},
-                         constant_data={"N": np.ones(5)})
+    idata = azb.from_dict({"posterior": {"E": np.ones((2, 10))}, "observed_data": {"log_loss": np.ones(5)},
+                           "constant_data": {"N": np.ones(5)}})
     path = tmp_path / "foreign.nc"
     idata.to_netcdf(str(path), engine="h5netcdf")
     _raises_file_error(path, "foreign.nc", "no bayesdistill specification")
@@ -399,15 +400,15 @@ def test_load_netcdf_without_bayesdistill_attributes(tmp_path):
 
 def test_load_netcdf_without_posterior_groups(tmp_path):
     path = tmp_path / "posterior_only.nc"
-    az.from_dict(posterior={"E": np.ones((2, 10))}).to_netcdf(str(path), engine="h5netcdf")
+    azb.from_dict({"posterior": {"E": np.ones((2, 10))}}).to_netcdf(str(path), engine="h5netcdf")
     _raises_file_error(path, "no 'observed_data' group", "not written by bayesdistill")
 
 
 def _resaved(saved_bytes, tmp_path, edit) -> str:
-    """The saved posterior, edited by ``edit(idata)`` and written back with arviz."""
+    """The saved posterior, edited by ``edit(idata)`` and written back with xarray."""
     src = tmp_path / "src.nc"
     src.write_bytes(saved_bytes)
-    idata = az.from_netcdf(str(src), engine="h5netcdf")
+    idata = xr.load_datatree(str(src), engine="h5netcdf")
     edit(idata)
     out = tmp_path / "edited.nc"
     idata.to_netcdf(str(out), engine="h5netcdf")
@@ -433,8 +434,8 @@ def test_load_specification_with_mismatched_law(saved_bytes, tmp_path):
 def test_load_posterior_lacking_parameters(saved_bytes, tmp_path):
     def edit(idata):
         attrs = dict(idata.posterior.attrs)
-        idata.posterior = idata.posterior.drop_vars("beta")
-        idata.posterior.attrs.update(attrs)
+        idata["posterior"] = idata["posterior"].to_dataset().drop_vars("beta")
+        idata["posterior"].attrs.update(attrs)
 
     _raises_file_error(_resaved(saved_bytes, tmp_path, edit), "lacks the parameters", "'beta'")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import warnings
 
-import arviz as az
+import arviz_base as azb
 import numpy as np
 import pandas as pd
 import pytest
@@ -253,7 +253,7 @@ def test_joint_posterior_with_compute_has_no_kappa():
              {"sigma": 0.01, "tau": 0.002, "sigma_distill": 0.02, "tau_distill": 0.005}.items()}
     centre = {"loc_logN": 20.0, "scale_logN": 1.0, "loc_logD": 23.0, "scale_logD": 1.0,
               "loc_logN_S": 18.0, "scale_logN_S": 2.0, "loc_logD_S": 22.0, "scale_logD_S": 0.5, "log10_c_max": 18.0}
-    p = Posterior(az.from_dict(posterior=draws), bd.get_law("distillation"), {}, "normal", centre,
+    p = Posterior(azb.from_dict({"posterior": draws}), bd.get_law("distillation"), {}, "normal", centre,
                   {"discrepancy": "compute"})
     assert not p.has_kappa and "kappa" not in p.param_names and "tau_distill" in p.param_names
     s = np.asarray(p.noise_scale([np.exp(20.0)], [np.exp(23.0)]))

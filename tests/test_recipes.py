@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_base as azb
 import numpy as np
 import pytest
 from conftest import CHINCHILLA_TRUTH
@@ -17,7 +17,7 @@ def point_posterior(theta: dict, n: int = 40, spread: float = 0.0, seed: int = 0
     rng = np.random.default_rng(seed)
     draws = {k: (v * np.exp(spread * rng.standard_normal(n)))[None, :] for k, v in theta.items()}
     law = bd.get_law("chinchilla")
-    post = bd.Posterior(az.from_dict(posterior=draws), law, dict(law.priors), "normal", {"N": 0.0, "D": 0.0},
+    post = bd.Posterior(azb.from_dict({"posterior": draws}), law, dict(law.priors), "normal", {"N": 0.0, "D": 0.0},
                         {"group": {"name": name}} if name else {})
     post._review = Review(())
     return post

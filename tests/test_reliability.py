@@ -21,10 +21,11 @@ import warnings
 from decimal import Decimal
 from pathlib import Path
 
-import arviz as az
+import arviz_base as azb
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from conftest import base, distil
 
 import bayesdistill as bd
@@ -347,7 +348,7 @@ def fake_posterior(law_name: str, n: int = 8) -> Posterior:
     values = {**TABLE6, "sigma": 0.01, "sigma_distill": 0.01, "nu": 10.0}
     names = [*law.params, "sigma", "nu"] + (["sigma_distill"] if hasattr(law, "student_log_loss") else [])
     draws = {k: values[k] * np.exp(0.01 * rng.standard_normal((1, n))) for k in names}
-    idata = az.from_dict(posterior=draws)
+    idata = azb.from_dict({"posterior": draws})
     return Posterior(idata, law, dict(law.priors), "student_t", {}, {})
 
 
@@ -505,7 +506,7 @@ def test_flipped_bytes_never_load_silently_different_numbers(saved, seeded_fits,
         except PosteriorFileError:
             outcomes["error"] += 1
             continue
-        for group in ref.groups():
+        for group in ref.children:
             for name in getattr(ref, group).data_vars:
                 np.testing.assert_array_equal(getattr(post.idata, group)[name].values,
                                               getattr(ref, group)[name].values, err_msg=f"flip at {pos}")
@@ -527,8 +528,7 @@ def test_flipped_digit_in_the_specification(saved, tmp_path):
 def test_posterior_values_edited_after_saving(saved, tmp_path):
     src = tmp_path / "src.nc"
     src.write_bytes(saved[1])
-    with az.rc_context({"data.load": "eager"}):
-        idata = az.from_netcdf(str(src), engine="h5netcdf")
+    idata = xr.load_datatree(str(src), engine="h5netcdf")
     idata.posterior["E"] = idata.posterior["E"] + 0.5
     out = tmp_path / "edited.nc"
     idata.to_netcdf(str(out), engine="h5netcdf")
@@ -550,8 +550,7 @@ def test_non_posterior_files(tmp_path, content, fragment):
 def test_netcdf_without_our_attribute(saved, tmp_path):
     src = tmp_path / "src.nc"
     src.write_bytes(saved[1])
-    with az.rc_context({"data.load": "eager"}):
-        idata = az.from_netcdf(str(src), engine="h5netcdf")
+    idata = xr.load_datatree(str(src), engine="h5netcdf")
     del idata.posterior.attrs["bayesdistill_spec"]
     out = tmp_path / "plain.nc"
     idata.to_netcdf(str(out), engine="h5netcdf")
@@ -584,7 +583,7 @@ def test_interrupted_save_leaves_the_old_file(seeded_fits, saved, tmp_path, monk
             fh.write(before[: int(len(before) * fraction)])
         raise KeyboardInterrupt  # not even an Exception: the process is being stopped
 
-    monkeypatch.setattr(az.InferenceData, "to_netcdf", crash)
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", crash)
     with pytest.raises(KeyboardInterrupt):
         seeded_fits[2].save(path)
     monkeypatch.undo()

@@ -65,19 +65,21 @@ def _names(posts, names) -> list[str]:
 
 
 def stacking_weights(posts, names=None) -> np.ndarray:
-    """Stacking weights of ``posts`` from PSIS-LOO (ArviZ ``compare(method="stacking")``)."""
-    import arviz as az
+    """Stacking weights of ``posts`` from PSIS-LOO (``arviz_stats.compare(method="stacking")``)."""
+    import arviz_stats as azs
+
+    from .comparison import PARETO_K_WARNING
 
     posts = _check_posteriors(posts)
     labels = _names(posts, names)
     for i, p in enumerate(posts):
-        if "log_likelihood" not in p.idata.groups():
+        if "log_likelihood" not in p.idata.children:
             raise BayesDistillError(f"average: item {i} ({labels[i]}) has no pointwise log-likelihood (a file "
                                     "saved without it?); stacking needs it: refit, or give weights")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pareto-k warnings are reported by bd.compare, not here
-        table = az.compare({n: p.idata for n, p in zip(labels, posts)}, ic="loo", method="stacking",
-                           var_name="log_loss")
+        warnings.filterwarnings("ignore", message=PARETO_K_WARNING, category=UserWarning)  # bd.compare counts them
+        table = azs.compare({n: p.idata for n, p in zip(labels, posts)}, method="stacking", var_name="log_loss",
+                            round_to="none")
     return np.array([float(table.loc[n, "weight"]) for n in labels])
 
 

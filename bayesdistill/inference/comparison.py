@@ -20,10 +20,10 @@ row per variant (indexed by its label). Which question each column answers:
                     (about log 2 per well-identified parameter at ``widen=2``); look at whether
                     the *ranking* changes.
 ``elpd_loo``,       How well does the law predict a new run like those in the sweep? (PSIS-LOO,
-``elpd_loo_se``     arviz; insensitive to prior width, unlike ``log_z``)
-``pareto_k_bad``    How many runs make the LOO estimate unreliable (Pareto k above arviz's
-                    threshold)? Non-zero: trust ``elpd_loo`` less.
-``weight``          Which mixture of the variants predicts best? (stacking weights, ``az.compare``)
+``elpd_loo_se``     ``arviz_stats.loo``; insensitive to prior width, unlike ``log_z``)
+``pareto_k_bad``    How many runs make the LOO estimate unreliable (Pareto k above ArviZ's
+                    threshold ``min(1 - 1/log10(S), 0.7)`` for S draws)? Non-zero: trust ``elpd_loo`` less.
+``weight``          Which mixture of the variants predicts best? (stacking weights, ``arviz_stats.compare``)
 ``extrap_lpd``,     How well does the law fitted to the cheaper runs predict the most expensive
 ``extrap_lpd_se``   ones? (log predictive density of the runs above the ``holdout_quantile``
                     of compute, from a refit without them; the question scaling laws exist for)
@@ -141,17 +141,27 @@ def _loglik(post) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
+#: arviz-stats' warning about Pareto k above its threshold: such runs are counted (``pareto_k_bad``) instead
+PARETO_K_WARNING = "Estimated shape parameter of Pareto distribution is greater than"
+
+
 def _loo(post):
-    import arviz as az
+    """PSIS-LOO (``arviz_stats.loo``, an ``ELPDData``: ``elpd``, ``se``, ``p``, ``pareto_k``, ``good_k``)
+    over every observed site, and the number of runs whose Pareto k exceeds ``good_k``.
+
+    ``se`` is ``sqrt(n var(elpd_i))`` with the sample variance (ddof=1) since ArviZ 1.x (0.23 used
+    ddof=0): ``sqrt(n / (n - 1))`` times the figure of earlier releases.
+    """
+    import arviz_stats as azs
     import xarray as xr
 
     ll = _loglik(post)
-    idata = az.InferenceData(posterior=post.idata.posterior,
-                             log_likelihood=xr.Dataset({"y": (("chain", "draw", "obs"), ll)}))
-    with warnings.catch_warnings():  # high Pareto k are counted in the table instead
-        warnings.simplefilter("ignore")
-        res = az.loo(idata, pointwise=True, var_name="y")
-    bad = int((np.asarray(res["pareto_k"]) > float(res.get("good_k", 0.7))).sum())
+    tree = xr.DataTree.from_dict({"posterior": post.idata["posterior"].to_dataset(),
+                                  "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)})})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PARETO_K_WARNING, category=UserWarning)
+        res = azs.loo(tree, pointwise=True, var_name="y")
+    bad = int((np.asarray(res.pareto_k) > float(res.good_k)).sum())
     return res, bad
 
 
@@ -317,7 +327,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
             r["log_z_wide"], r["log_z_wide_se"] = br.log_z + shift, math.hypot(br.se, se)
             clock("prior_sensitivity")
         loos[v["label"]], r["pareto_k_bad"] = _loo(post)
-        r["elpd_loo"], r["elpd_loo_se"] = float(loos[v["label"]]["elpd_loo"]), float(loos[v["label"]]["se"])
+        r["elpd_loo"], r["elpd_loo_se"] = float(loos[v["label"]].elpd), float(loos[v["label"]].se)
         clock("loo")
         r["extrap_lpd"] = r["extrap_lpd_se"] = math.nan
         if do_extrap:
@@ -346,13 +356,11 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
 
 
 def _stacking(loos) -> pd.Series:
-    import arviz as az
+    import arviz_stats as azs
 
     if len(loos) == 1:
         return pd.Series({k: 1.0 for k in loos})
-    with warnings.catch_warnings():  # arviz/pandas deprecation notices; only the weights are used
-        warnings.simplefilter("ignore")
-        return az.compare(loos, ic="loo", method="stacking")["weight"]
+    return azs.compare(loos, method="stacking", round_to="none")["weight"]
 
 
 def log_evidence(post, sweep, *, smc: bool = False, seed: int = 0) -> dict:

@@ -18,7 +18,7 @@ instead, as the main fit is; the config says which (``kappa["inner"]``).
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_base as azb
 import numpy as np
 
 from ..errors import SweepError
@@ -100,7 +100,7 @@ def kappa_from_inner(p: Prepared, job: Job, draws: dict, weights, n_draws: int, 
     train, test = rows[inner], rows[~inner]
     geometry = {**{k: float(v) for k, v in job.args[-1].items()}, "log10_c_max": log10_c_max(train)}
     flat = {k: np.asarray(v).reshape(-1) for k, v in draws.items() if np.ndim(v) == 1}
-    inner_post = Posterior(az.from_dict(posterior={k: v[None] for k, v in flat.items()}), p.law, pri, noise,
+    inner_post = Posterior(azb.from_dict({"posterior": {k: v[None] for k, v in flat.items()}}), p.law, pri, noise,
                            geometry, {"discrepancy": "distance"})
     ll = level_evidence(inner_post, test, weights=weights, seed=p.seed)
     e = inner_post.decades_beyond(test["N"].to_numpy(float), test["D"].to_numpy(float))

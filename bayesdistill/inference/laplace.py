@@ -200,18 +200,22 @@ def laplace_one(model, key, args, kwargs):
 
 
 def psis_weights(log_weights) -> tuple[np.ndarray, float]:
-    """Pareto-smoothed, normalised importance weights and the Pareto ``k`` (ArviZ's ``psislw``)."""
-    import warnings
+    """Pareto-smoothed, normalised importance weights and the Pareto ``k`` (ArviZ's PSIS, ``psislw``).
 
-    import arviz as az
+    arviz-stats' ``psislw`` takes a log *likelihood* and smooths the weights ``exp(-ary)`` (the
+    weights of leave-one-out), so the log weights go in negated. Its generalised-Pareto fit differs
+    slightly from ArviZ 0.23's: on 4,000 log weights, ``k`` 0.208 vs 0.211 and 0.297 vs 0.301 (normal),
+    2.201 vs 2.209 (Student-t(3)); every weight within 0.35% of the largest.
+    """
+    from arviz_stats.base import array_stats
 
     lw = np.asarray(log_weights, dtype=float)
     lw = np.where(np.isfinite(lw), lw, -np.inf)
     if not np.isfinite(lw).any():
         return np.full(lw.shape, 1.0 / lw.size), float("inf")
     lw = np.where(np.isfinite(lw), lw, lw[np.isfinite(lw)].min() - 50.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # arviz warns about large k itself; the caller decides
-        smoothed, k = az.psislw(lw - lw.max())
+    smoothed, k = array_stats.psislw(-(lw - lw.max()))
     w = np.exp(np.asarray(smoothed, dtype=float))
-    return w / w.sum(), float(k)
+    k = float(k)
+    # arviz-stats gives NaN where the tail's Pareto fit fails (a few draws carry everything); 0.23 gave inf
+    return w / w.sum(), float("inf") if np.isnan(k) else k

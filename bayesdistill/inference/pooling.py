@@ -49,7 +49,7 @@ MIN_GROUP_RUNS = 3
 #: the log scale (0.1: groups' exponents typically within ~10%), a coefficient as its log term at
 #: the centre of the runs (0.3: terms within ~30%)
 SPREAD_SCALES = {"exponent": 0.1, "E": 0.1, "coefficient": 0.3}
-#: the dimension of per-group values in the InferenceData ("group" is the sweep's column of runs of one training run)
+#: the dimension of per-group values in the posterior's DataTree ("group" is the sweep's column of runs of one training run)
 GROUP_DIM = "sweep_group"
 
 
@@ -293,7 +293,7 @@ def group_view(post, name: str):
     aligned across groups (draw ``i`` of every view is the same joint draw), which
     :func:`bayesdistill.decisions.recipes.compare_recipes` relies on.
     """
-    import arviz as az
+    import xarray as xr
 
     names, info = post.group_names, post.config["groups"]
     if name not in names:
@@ -301,8 +301,8 @@ def group_view(post, name: str):
     g = names.index(name)
     runs = np.flatnonzero(post.idata.constant_data["group_code"].values == g)
     parts = {}
-    for kind in post.idata.groups():
-        ds = getattr(post.idata, kind)
+    for kind in post.idata.children:
+        ds = post.idata[kind].to_dataset()
         if GROUP_DIM in ds.dims:
             ds = ds.isel({GROUP_DIM: g})
         if "run" in ds.dims:
@@ -314,4 +314,4 @@ def group_view(post, name: str):
     config = {k: v for k, v in post.config.items() if k != "groups"}
     config["group"] = {"column": info["column"], "name": name, "pool": info["pool"], "of": names}
     priors = {k: v for k, v in post.priors.items() if not k.endswith("_sd")}
-    return type(post)(az.InferenceData(**parts), post.law, priors, post.noise, centre, config)
+    return type(post)(xr.DataTree.from_dict(parts), post.law, priors, post.noise, centre, config)

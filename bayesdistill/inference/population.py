@@ -10,6 +10,7 @@ The model is described in :mod:`.misfit`.
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 from ..errors import BayesDistillError
 from .misfit import (
@@ -110,8 +111,8 @@ def reprior(post, pop: dict):
     n_chains, n_draws = post.idata.posterior.sizes["chain"], post.idata.posterior.sizes["draw"]
     draws, summary = misfit_draws(None if ll is None else np.asarray(ll, float), post.priors,
                                   n_chains * n_draws, int(post.config.get("seed", 0)), pop)
-    idata = post.idata.copy()
+    idata = post.idata.copy(deep=False)  # new nodes: the sites set below leave post's draws as they are
     for site, v in draws.items():
-        idata.posterior[site] = (("chain", "draw"), v.reshape(n_chains, n_draws))
+        idata["posterior"][site] = xr.Variable(("chain", "draw"), v.reshape(n_chains, n_draws))
     config = {**post.config, "kappa": {**info, **summary, "population": "given"}}
     return Posterior(idata, post.law, post.priors, post.noise, post.centre, config)

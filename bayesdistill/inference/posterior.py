@@ -1,9 +1,11 @@
 """The posterior object: draws, predictions, review, summary, save and load.
 
-A :class:`Posterior` wraps an arviz ``InferenceData`` whose ``posterior`` group
+A :class:`Posterior` wraps an ``xarray.DataTree`` (ArviZ 1.x's container, the
+successor of ``InferenceData``, with the same groups) whose ``posterior`` group
 holds every coefficient in natural units under its own name, plus the noise
 parameters and the sampler's internal sites (``log_A_c`` ...). It is saved as
-netCDF with the law specification as JSON in the attributes (no pickle).
+netCDF with the law specification as JSON in the attributes (no pickle); files
+written by earlier releases (ArviZ 0.23 ``InferenceData``) read back the same.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import sys
 import warnings
 from pathlib import Path
 
-import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from .._checks import positive_array, unique_tokens_array
 from .._files import write_atomically
@@ -37,7 +39,7 @@ from .model import (
     misfit_sd,
     noise_scale,
 )
-from .review import Review, review_idata
+from .review import Review, diagnostics, review_idata
 
 ATTR = "bayesdistill_spec"
 #: SHA-256 of the spec and every stored value, written by ``save`` and checked by ``load``
@@ -48,10 +50,11 @@ EXTRAPOLATION_WARN_DECADES = 1.0
 
 
 def _digest(idata, spec_json: str) -> str:
-    """SHA-256 of the spec and of every data variable of every group, in a form that survives netCDF."""
+    """SHA-256 of the spec and of every data variable of every group, in a form that survives netCDF
+    (the same value for a file written from ArviZ 0.23's ``InferenceData`` and from a ``DataTree``)."""
     h = hashlib.sha256(spec_json.encode())
-    for group in sorted(idata.groups()):
-        ds = getattr(idata, group)
+    for group in sorted(idata.children):
+        ds = idata[group].dataset
         for name in sorted(ds.data_vars):
             v = np.asarray(ds[name].values)
             h.update(f"|{group}/{name}{v.shape}".encode())
@@ -77,7 +80,10 @@ class Posterior:
     to read a saved one.
     """
 
-    def __init__(self, idata, law: Law, priors: dict, noise: str, centre: dict, config: dict):
+    def __init__(self, idata: xr.DataTree, law: Law, priors: dict, noise: str, centre: dict, config: dict):
+        #: the draws, sample statistics, per-run log likelihood and data: an ``xarray.DataTree`` with
+        #: ArviZ's groups (``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``,
+        #: ``constant_data``); ``post.idata.posterior["E"]`` is a DataArray, as before
         self.idata = idata
         self.law = law
         self.priors = priors
@@ -175,10 +181,16 @@ class Posterior:
         return self._review
 
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
-        """Posterior mean, sd, equal-tailed interval, ESS and R-hat of every parameter."""
+        """Posterior mean, sd, equal-tailed interval, ESS and R-hat of every parameter.
+
+        ``ess_bulk``, ``ess_tail`` (of the 5% and 95% quantiles) and ``r_hat`` (rank-normalised) are
+        rounded as ArviZ 0.23's ``summary`` rounded them (ESS to integers, R-hat to 2 decimals);
+        :meth:`review` checks the unrounded values.
+        """
         d = {k: v.astype(np.float64) for k, v in self.draws().items()}  # float32 squares of B' can overflow
         lo, hi = (1 - prob) / 2, (1 + prob) / 2
-        diag = az.summary(self.idata.posterior[self.param_names].astype("float64"), kind="diagnostics")
+        diag = diagnostics(self.idata["posterior"].to_dataset()[self.param_names]).round(
+            {"ess_bulk": 0, "ess_tail": 0, "r_hat": 2})
         rows = {
             n: {"mean": v.mean(), "sd": v.std(ddof=1) if len(v) > 1 else 0.0, "median": np.median(v),
                 f"q{lo * 100:02.0f}": np.quantile(v, lo), f"q{hi * 100:02.0f}": np.quantile(v, hi)}
@@ -387,8 +399,8 @@ class Posterior:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         spec = json.dumps(self.spec())
-        self.idata.posterior.attrs[ATTR] = spec
-        self.idata.posterior.attrs[DIGEST_ATTR] = _digest(self.idata, spec)
+        self.idata["posterior"].attrs[ATTR] = spec
+        self.idata["posterior"].attrs[DIGEST_ATTR] = _digest(self.idata, spec)
         write_atomically(path, lambda tmp: self.idata.to_netcdf(tmp, engine="h5netcdf"))
         return path
 
@@ -401,9 +413,10 @@ class Posterior:
 
 
 def _read_netcdf(path: Path):
-    """``(idata, None)``, or ``(None, error name)`` when arviz cannot read the file.
+    """``(DataTree, None)``, or ``(None, error name)`` when xarray cannot read the file.
 
-    Eager: every value is read now, so a corrupted data chunk fails here (lazily it would fail on
+    Reads files written from a ``DataTree`` and from ArviZ 0.23's ``InferenceData`` (the same netCDF
+    groups). Eager: every value is read now, so a corrupted data chunk fails here (lazily it would fail on
     first use with a bare h5py error) and the file is closed. A half-opened h5netcdf ``File`` of a
     corrupted file raises again from its ``__del__`` when the exception is released, at the end of
     the ``except`` clause (printed as "Exception ignored in ..."); that noise is dropped.
@@ -417,8 +430,8 @@ def _read_netcdf(path: Path):
     sys.unraisablehook = quiet
     try:
         try:
-            with az.rc_context({"data.load": "eager"}):
-                return az.from_netcdf(path, engine="h5netcdf"), None
+            with xr.open_datatree(path, engine="h5netcdf") as tree:
+                return tree.load().copy(), None
         except Exception as exc:
             error = type(exc).__name__
         return None, error
@@ -442,7 +455,7 @@ def load(path) -> Posterior:
     if error:
         raise PosteriorFileError(f"{path} is not a readable posterior file (truncated or corrupted?): {error}")
     for group in ("posterior", "observed_data", "constant_data"):
-        if group not in idata.groups():
+        if group not in idata.children:
             raise PosteriorFileError(f"{path} has no {group!r} group; it was not written by bayesdistill")
     raw = idata.posterior.attrs.get(ATTR)
     if raw is None:

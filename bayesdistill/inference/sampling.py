@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import time
 
-import arviz as az
+import arviz_base as azb
 import jax
 import numpy as np
+import xarray as xr
 
 from ..data.sweep import read_sweep
 from ..errors import BayesDistillError
@@ -392,14 +393,14 @@ def _posterior(p: Prepared, d: Draws, config: dict, kappa) -> Posterior:
     dims = {**mi.dims, **{k: [v.dims] for k, v in mi.constant.items()}}
     coords = {v.dims: np.arange(len(v.values)) for v in mi.constant.values()}
     observed = {k: np.asarray(mi.kwargs[k]) for k in mi.sizes}
-    idata = az.from_dict(posterior=d.samples, sample_stats=d.stats, log_likelihood=d.log_likelihood,
-                         observed_data=observed, constant_data={k: v.values for k, v in mi.constant.items()},
-                         coords=coords, dims=dims)
+    groups = {"posterior": d.samples, "sample_stats": d.stats, "log_likelihood": d.log_likelihood,
+              "observed_data": observed, "constant_data": {k: v.values for k, v in mi.constant.items()}}
+    idata = azb.from_dict({k: v for k, v in groups.items() if v}, coords=coords, dims=dims)
     centre = {**mi.centre, "log10_c_max": log10_c_max(p.sweep.supervised)}
     if kappa is not None:  # the misfit beyond the fitted compute (kappa, omega), learnt outside the sampler
         draws, config["kappa"] = kappa
         for site, v in draws.items():
-            idata.posterior[site] = (("chain", "draw"), v.reshape(config["chains"], config["draws"]))
+            idata["posterior"][site] = xr.Variable(("chain", "draw"), v.reshape(config["chains"], config["draws"]))
     return Posterior(idata, p.law, mi.priors, mi.model_noise, centre, config)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numbers
 
-import arviz as az
 import numpy as np
 from matplotlib import transforms
 from matplotlib.figure import Figure
@@ -22,7 +21,7 @@ from .._checks import positive_array
 from ..errors import BayesDistillError
 from ..inference.students import student_log_loss_draws
 from ..laws.distillation import require_distillation
-from .fits import BAND, count_formatter, format_count, loss_ticks, new_axes, quiet_arviz
+from .fits import BAND, count_formatter, format_count, from_arviz_plots, loss_ticks, new_axes
 
 #: distillation coefficients shown on a log10 scale in the pair plot (they span decades)
 LOG_PARAMS = ("A_prime", "B_prime", "c1")
@@ -247,15 +246,16 @@ def plot_distill_pairs(post, var_names=None, kind: str = "scatter", max_draws: i
         law, e.g. ``A_prime, B_prime, alpha_prime, beta_prime, gamma_prime, c0,
         c1, f1, d1``). ``A_prime``, ``B_prime`` and ``c1`` are shown as log10.
     kind : {"scatter", "kde", "hexbin"}
-        Off-diagonal panels, as in :func:`arviz.plot_pair`.
+        Off-diagonal panels: the draws, contours of their density (25%, 50% and 90% of the mass,
+        as in :func:`arviz_plots.plot_pair`) or hexagonal bins.
     max_draws : int
         Thin the draws (evenly, per chain) to at most this many in all.
 
     Returns
     -------
     matplotlib.figure.Figure
-        The lower triangle of :func:`arviz.plot_pair` with marginal densities
-        on the diagonal. Expect strong correlations: ``A'`` with ``alpha'``
+        The lower triangle of :func:`arviz_plots.plot_pair` with marginal densities
+        on the diagonal and the medians as lines. Expect strong correlations: ``A'`` with ``alpha'``
         (and ``gamma'``), and ``c1`` with ``d1`` and ``f1`` (strength, place
         and sharpness of the capacity-gap break).
     """
@@ -265,14 +265,30 @@ def plot_distill_pairs(post, var_names=None, kind: str = "scatter", max_draws: i
     if unknown or len(names) < 2:
         raise BayesDistillError(f"var_names must name two or more coefficients of the posterior; "
                                 f"unknown: {unknown}" if unknown else "var_names needs two or more names")
+    if kind not in ("scatter", "kde", "hexbin"):
+        raise BayesDistillError(f"kind must be 'scatter', 'kde' or 'hexbin', got {kind!r}")
+    import arviz_base as azb
+    import arviz_plots as azp
+
     data = _pair_data(post, names, max_draws)
     n = len(data)
-    fig, axes = new_axes(n, n, figsize=(1.55 * n + 1.0, 1.55 * n + 0.6))
-    with quiet_arviz(), az.rc_context(rc={"plot.max_subplots": n * n + 1}):
-        az.plot_pair(data, kind=kind, marginals=True, ax=axes, textsize=9,
-                     scatter_kwargs={"alpha": 0.45, "color": STUDENT}, point_estimate="median",
-                     point_estimate_kwargs={"color": "k", "lw": 0.8, "alpha": 0.6},
-                     point_estimate_marker_kwargs={"s": 14, "color": "k"}, show=False)
+    visuals = {"scatter": {"alpha": 0.45, "color": STUDENT} if kind == "scatter" else False,
+               "contour": kind == "kde", "dist": {"color": STUDENT}}
+    with azb.rc_context({"plot.max_subplots": n * n + 1}):
+        pm = azp.plot_pair(azb.from_dict({"posterior": data}), marginal=True, triangle="lower", visuals=visuals,
+                           backend="matplotlib", figure_kwargs={"figsize": (1.55 * n + 1.0, 1.55 * n + 0.6)})
+    axes, labels = pm.viz["plot"].values, list(data)
+    med = {k: float(np.median(v)) for k, v in data.items()}
+    for i in range(n):
+        axes[i, i].axvline(med[labels[i]], color="k", lw=0.8, alpha=0.6)
+        for j in range(i):
+            ax = axes[i, j]
+            if kind == "hexbin":
+                ax.hexbin(data[labels[j]].ravel(), data[labels[i]].ravel(), gridsize=15, cmap="Oranges", mincnt=1)
+            ax.axvline(med[labels[j]], color="k", lw=0.8, alpha=0.6)
+            ax.axhline(med[labels[i]], color="k", lw=0.8, alpha=0.6)
+            ax.scatter([med[labels[j]]], [med[labels[i]]], s=14, color="k", zorder=3)
+    fig = from_arviz_plots(pm)
     for ax in fig.axes:
         ax.tick_params(labelsize=7)
         ax.xaxis.label.set_fontsize(9)

@@ -2,19 +2,17 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` and never calls
 ``plt.show``. Figures are built with :class:`~matplotlib.figure.Figure`
-directly (not through pyplot), so they do not pile up in pyplot's figure
-registry and display exactly once in a notebook. Save one with
+directly (not through pyplot); the sampler diagnostics come from arviz-plots,
+which draws through pyplot, and are taken out of pyplot's figure registry
+(:func:`from_arviz_plots`). So figures do not pile up there and display exactly
+once in a notebook. Save one with
 ``fig.savefig("fit.png", dpi=150)``.
 """
 
 from __future__ import annotations
 
-import warnings
-from contextlib import contextmanager
-
-import arviz as az
 import numpy as np
-from matplotlib import MatplotlibDeprecationWarning, cm, colors, ticker
+from matplotlib import cm, colors, ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -365,12 +363,14 @@ def _diagnostic_names(post):
     return [n for n in post.param_names if n in post.idata.posterior]
 
 
-@contextmanager
-def quiet_arviz():
-    """Silence the deprecation warnings arviz 0.23 triggers in matplotlib >= 3.11."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=MatplotlibDeprecationWarning)
-        yield
+def from_arviz_plots(pc) -> Figure:
+    """The matplotlib figure of an arviz-plots ``PlotCollection`` / ``PlotMatrix``, taken out of pyplot's
+    figure registry (arviz-plots creates it with ``pyplot.subplots``): it stays a plain figure to return."""
+    import matplotlib.pyplot as plt
+
+    fig = pc.viz["figure"].item()
+    plt.close(fig)
+    return fig
 
 
 def plot_trace(post) -> Figure:
@@ -383,19 +383,24 @@ def plot_trace(post) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One row per parameter (left: density per chain; right: trace), from
-        :func:`arviz.plot_trace`.
+        One row per parameter (left: density per chain, titled with its name; right: trace), from
+        :func:`arviz_plots.plot_trace_dist`.
     """
+    import arviz_plots as azp
+
     names = _diagnostic_names(post)
-    fig, axes = new_axes(len(names), 2, figsize=(11.0, 1.7 * len(names) + 0.6))
-    with quiet_arviz():
-        az.plot_trace(post.idata, var_names=names, axes=axes, chain_prop="color", show=False)
+    pc = azp.plot_trace_dist(post.idata, var_names=names, compact=False, backend="matplotlib",
+                             figure_kwargs={"figsize": (11.0, 1.7 * len(names) + 0.6)})
+    for name in names:
+        pc.viz["plot"][name].sel(column="dist").item().set_title(name, fontsize="medium")
+    fig = from_arviz_plots(pc)
     fig.suptitle(f"Traces: {_describe(post)} (one colour per chain)")
     return fig
 
 
 def plot_rank(post) -> Figure:
-    """Rank histograms per chain (uniform when chains mix well).
+    """Rank plots per chain: the ECDF of each chain's fractional ranks minus the uniform one, with its
+    simultaneous 99% envelope (inside it when chains mix well).
 
     Parameters
     ----------
@@ -404,21 +409,19 @@ def plot_rank(post) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per parameter, from :func:`arviz.plot_rank`.
+        One panel per parameter, from :func:`arviz_plots.plot_rank` (ArviZ 1.x draws rank ECDFs where
+        0.23 drew rank histograms).
     """
+    import arviz_plots as azp
+
     names = _diagnostic_names(post)
     ncols = min(4, len(names))
     nrows = -(-len(names) // ncols)
-    figsize = (3.4 * ncols, 2.8 * nrows + 0.5)
-    fig, axes = new_axes(nrows, ncols, figsize=figsize)
-    with quiet_arviz():
-        az.plot_rank(post.idata, var_names=names, ax=axes.ravel()[: len(names)], figsize=figsize, show=False)
-    for ax in axes.ravel()[len(names):]:
-        ax.set_visible(False)
-    for ax in axes.ravel()[: len(names)]:  # arviz scales fonts up for small panels
-        ax.title.set_fontsize("large")
-        ax.xaxis.label.set_fontsize("medium")
-        ax.yaxis.label.set_fontsize("medium")
-        ax.tick_params(labelsize="small")
-    fig.suptitle(f"Rank plots: {_describe(post)} (bars should be flat)")
+    pc = azp.plot_rank(post.idata, var_names=names, backend="matplotlib", col_wrap=ncols,
+                       figure_kwargs={"figsize": (3.4 * ncols, 3.3 * nrows + 0.5)})
+    fig = from_arviz_plots(pc)
+    for ax in fig.axes:
+        if not ax.has_data():  # the unused panels of the last row
+            ax.set_visible(False)
+    fig.suptitle(f"Rank plots: {_describe(post)} (curves should stay inside the envelope)")
     return fig

@@ -106,7 +106,7 @@ def summary_table(post):
     s = post.summary()
     headers = ["param", "mean", "sd", "median", "q05", "q95", "ess_bulk", "ess_tail", "r_hat"]
     rows = [[name, fmt(r["mean"]), fmt(r["sd"], 2), fmt(r["median"]), fmt(r["q05"]), fmt(r["q95"]),
-             f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}", f"{r['r_hat']:.2f}"]  # arviz rounds r_hat
+             f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}", f"{r['r_hat']:.2f}"]  # summary rounds r_hat
             for name, r in s.iterrows()]
     return headers, rows
 
