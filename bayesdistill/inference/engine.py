@@ -297,18 +297,18 @@ def dimension(job: Job) -> int:
     return jax.eval_shape(lambda: flat_model(job.model, job.args, job.kwargs, jax.random.PRNGKey(0)).x0).shape[0]
 
 
-def compile_ahead(jobs: list[Job], settings: Settings, *, joint: bool, dim: int) -> None:
-    """Start compiling the sampler :func:`run` will use for ``jobs`` (posterior dimension ``dim``).
+def compile_ahead(jobs: list[Job], settings: Settings, *, joint: bool) -> None:
+    """Start compiling the sampler :func:`run` will use for ``jobs``.
 
     The program is traced here and compiled on a background thread, so that XLA compiles it while
-    this thread finds the modes (:func:`laplace`); :func:`run` waits for it. Nothing happens where
-    the program exists already.
+    this thread finds the modes (:func:`laplace`); :func:`run` waits for it. Nothing happens (not
+    even a trace of the model) where the program exists already.
     """
     _check_batch(jobs, settings, len(jobs))
     if _program_key(jobs[0], settings, len(jobs)) in _PROGRAMS:
         return
     fn, _ = _program(jobs[0], settings, len(jobs))
-    n = settings.chains * len(jobs)
+    n, dim = settings.chains * len(jobs), dimension(jobs[0])
     shape = lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype)  # noqa: E731
     example = _sampler_inputs(jobs, settings.chains, joint, np.zeros((n, dim)), np.zeros((n, dim, dim)))
     fn.start_compiling(*jax.tree.map(shape, example))

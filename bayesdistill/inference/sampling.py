@@ -15,7 +15,7 @@ from ..errors import BayesDistillError
 from ..laws.base import get_law
 from ..laws.distillation import DistillationLaw
 from ..runtime import enable_compilation_cache
-from .engine import Draws, Job, Settings, compile_ahead, dimension, fingerprint, laplace, run, sampler_group
+from .engine import Draws, Job, Settings, compile_ahead, fingerprint, laplace, run, sampler_group
 from .inputs import ModelInputs, Prepared, job_of, model_inputs
 from .kappa import (
     inner_draws,
@@ -187,7 +187,7 @@ def fit(
         warned about like the first). ``config["retry"]`` records the first attempt's settings and
         failed checks; ``config["target_accept"]`` and ``config["warmup"]`` are those of the draws
         kept. The second attempt costs a sampler of its own (compiled once per process). Measured on
-        the real sweeps of ``benchmarks/bench_supervised.py``: see the README's status page.
+        the real sweeps by ``benchmarks/bench_reviews.py``: see the status page of the docs.
 
     Returns
     -------
@@ -267,7 +267,7 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
     # the samplers compile on a background thread while the modes are found
     for part in _by_sampler(jobs):
         group = [jobs[i] for i in part]
-        compile_ahead(group, settings_for(group)[0], joint=joint, dim=dimension(group[0]))
+        compile_ahead(group, settings_for(group)[0], joint=joint)
     # the mode and curvature of every fit and inner fit, one program call per sampler they share
     modes = _laplace_all(jobs + list(inner.values()), joint)
     results, labels = _run_all(jobs, settings_for, joint, progress_bar, "sampling", modes[:len(jobs)])
@@ -298,7 +298,7 @@ def fit_prepared(preps: list[Prepared], *, chains=4, draws=1000, warmup=1000, ta
                                   "refit after a failed review", [modes[i] for i in failed])
         for i, d, label in zip(failed, again, labels2):
             first = out[i]
-            out[i] = posterior(i, d, label, extra=first.config["seconds"] - modes[i].seconds, **strong)
+            out[i] = posterior(i, d, label, extra=results[i].seconds, **strong)  # both attempts' sampling
             out[i].config["retry"] = {
                 "warmup": warmup, "target_accept": target_accept, "seconds": first.config["seconds"],
                 "failed": [c.name for c in first.review().failed], "mean_leapfrog_steps": first.review().steps}
