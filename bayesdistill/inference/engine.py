@@ -12,8 +12,9 @@ persistent compilation cache (:func:`bayesdistill.runtime.enable_compilation_cac
 
 Before sampling, a second program per model and bucket, the *Laplace step* (:mod:`.laplace`),
 finds each sweep's posterior mode and curvature; the sampler's chains then sample the whitened
-``u`` of ``x = mode + root u`` (:func:`_build`), which makes the posterior close to a standard
-normal on well-identified sweeps.
+``u`` of ``y = mode + root u`` (:func:`_build`), ``y`` the sampler's coordinates of the model's
+unconstrained ``x`` (:mod:`.coordinates`: ``log E`` replaced by the log loss at the sweep's centre),
+which makes the posterior close to a standard normal on well-identified sweeps.
 
 One program samples a *batch*: ``B`` sweeps x ``C`` chains, each (sweep, chain) an independent
 NUTS chain with its own adaptation, vectorised (``jax.vmap``) or one after another
@@ -41,7 +42,7 @@ from jax import lax
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import log_likelihood
 
-from .laplace import Laplace, flat_model, laplace_one
+from .laplace import Laplace, flat_model, laplace_one, sampler_coordinates
 
 #: the smallest bucket of runs; sweeps up to this many runs share one sampler
 MIN_BUCKET = 16
@@ -72,6 +73,8 @@ class Job(NamedTuple):
     sizes: dict
     seed: int
     masks: dict | None = None
+    #: ``gap(theta, args)`` of the sampler's coordinates (:func:`.laplace.sampler_coordinates`), or None
+    gap: object = None
 
 
 class Draws(NamedTuple):
@@ -150,10 +153,11 @@ def _program_key(job: Job, settings: Settings, batch: int):
     return sampler_group(job.fingerprint, job.sizes), settings, batch
 
 
-def _build(model, s: Settings):
+def _build(model, s: Settings, gap=None):
     """The jitted sampler ``run(keys (T, 2), mode (T, d), root (T, d, d), args, kwargs)`` for T chains.
 
-    Each chain samples the whitened ``u`` of ``x = mode + root u`` (:mod:`.laplace`) from a
+    Each chain samples the whitened ``u`` of ``y = mode + root u`` (:mod:`.laplace`), ``y`` the
+    sampler's coordinates of the model's unconstrained ``x`` (:mod:`.coordinates`; ``gap``), from a
     standard-normal start, with numpyro's NUTS on one flat vector; draws come back constrained,
     every site of the model, with their pointwise log likelihood.
     """
@@ -161,7 +165,8 @@ def _build(model, s: Settings):
     def one_chain(key, mode, root, args, kwargs):
         k_model, k_start, k_run = jax.random.split(key, 3)
         fm = flat_model(model, args, kwargs, k_model)
-        potential = lambda u: fm.potential(mode + root @ u)  # noqa: E731
+        coords = sampler_coordinates(fm, gap, args)
+        potential = lambda u: coords.potential(mode + root @ u)  # noqa: E731
         init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
         u0 = START_SCALE * jax.random.normal(k_start, mode.shape)
         u0 = jnp.where(jnp.isfinite(potential(u0)), u0, jnp.zeros_like(u0))  # else start at the mode
@@ -176,7 +181,7 @@ def _build(model, s: Settings):
         # twice); the warmup's records are dropped
         _, kept = lax.scan(draw, state, None, length=s.warmup + s.draws)
         u, div, energy, n_steps = (x[s.warmup:] for x in kept)
-        samples = jax.vmap(fm.constrain)(mode + u @ root.T)
+        samples = jax.vmap(lambda y: fm.constrain(coords.to_x(y)))(mode + u @ root.T)
         ll = log_likelihood(model, samples, *args, parallel=True, **kwargs)
         return samples, dict(zip(STATS, (div, energy, n_steps))), ll
 
@@ -219,9 +224,10 @@ class Program:
         return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), out)
 
 
-def _build_laplace(model):
+def _build_laplace(model, gap=None):
     """The jitted Laplace step ``run(keys (B, 2), args, kwargs)`` of B sweeps (:func:`.laplace.laplace_one`)."""
-    return Program(jax.jit(lambda keys, args, kwargs: lax.map(lambda t: laplace_one(model, *t), (keys, args, kwargs))))
+    return Program(jax.jit(lambda keys, args, kwargs: lax.map(lambda t: laplace_one(model, *t, gap=gap),
+                                                              (keys, args, kwargs))))
 
 
 def _program(job: Job, settings, batch: int):
@@ -230,7 +236,7 @@ def _program(job: Job, settings, batch: int):
     key = _program_key(job, settings, batch)
     fn = _PROGRAMS.get(key)
     if fn is None:
-        fn = _build_laplace(job.model) if settings == LAPLACE else _build(job.model, settings)
+        fn = _build_laplace(job.model, job.gap) if settings == LAPLACE else _build(job.model, settings, job.gap)
         _PROGRAMS[key] = fn
         while len(_PROGRAMS) > MAX_PROGRAMS:
             _PROGRAMS.popitem(last=False)
@@ -279,9 +285,10 @@ def laplace(jobs: list[Job], *, joint: bool) -> list[Laplace]:
     seconds = (time.perf_counter() - t0) / len(jobs)
     res = []
     for b in range(len(jobs)):
-        mode, root, pot, ok, agree, iters, samples, log_w = jax.tree.map(lambda x, b=b: np.asarray(x[b]), out)
-        res.append(Laplace(mode, root, float(pot), bool(ok), int(agree), int(iters), samples, log_w, seconds,
-                           compiled))
+        mode, root, pot, ok, agree, iters, samples, log_w, y_mode, y_root = jax.tree.map(
+            lambda x, b=b: np.asarray(x[b]), out)
+        res.append(Laplace(mode, root, float(pot), bool(ok), int(agree), int(iters), samples, log_w, y_mode, y_root,
+                           seconds, compiled))
     return res
 
 
@@ -325,8 +332,8 @@ def run(jobs: list[Job], settings: Settings, *, joint: bool, modes: list[Laplace
     t0 = time.perf_counter()
     fn, compiled = _program(jobs[0], settings, len(jobs))
     C = settings.chains
-    mode = np.repeat(np.stack([m.mode for m in modes]), C, axis=0)
-    root = np.repeat(np.stack([m.root for m in modes]), C, axis=0)
+    mode = np.repeat(np.stack([m.sampler_mode for m in modes]), C, axis=0)
+    root = np.repeat(np.stack([m.sampler_root for m in modes]), C, axis=0)
     samples, stats, ll = jax.block_until_ready(fn(*_sampler_inputs(jobs, C, joint, mode, root)))
     seconds = time.perf_counter() - t0
     out = []

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from numpyro.distributions import constraints
 
 from ..data.sweep import read_sweep
 from ..errors import BayesDistillError, SweepError
@@ -36,6 +37,9 @@ class ModelInputs(NamedTuple):
     fingerprint: str = ""
     #: runs per observed site
     sizes: dict | None = None
+    #: ``gap(theta, args)``: the law's loss at the sweep's centre less its asymptote ``E``, for the
+    #: sampler's coordinates (:mod:`.coordinates`); ``None``: the model's own coordinates
+    gap: object = None
 
 
 class Prepared(NamedTuple):
@@ -52,7 +56,24 @@ class Prepared(NamedTuple):
 def job_of(p: Prepared, masks=None, args=None) -> Job:
     """The engine's :class:`~bayesdistill.inference.engine.Job` of ``p`` (``args`` and ``masks`` replaced if given)."""
     mi = p.inputs
-    return Job(mi.fingerprint, mi.model, mi.args if args is None else args, mi.kwargs, mi.sizes, p.seed, masks)
+    return Job(mi.fingerprint, mi.model, mi.args if args is None else args, mi.kwargs, mi.sizes, p.seed, masks,
+               mi.gap)
+
+
+def asymptote_gap(law, priors, joint: bool):
+    """``gap(theta, args)`` of :attr:`ModelInputs.gap`, or ``None`` where the law has no asymptote or its
+    prior is not on ``(0, inf)`` (the sampler's coordinates assume ``log E``)."""
+    name = law.asymptote
+    if name is None or priors[name].to_numpyro().support is not constraints.positive:
+        return None
+    covariates = law.covariates
+
+    def gap(theta, args):
+        centre = args[2] if joint else args[-1]
+        cov = [centre[c] for c in covariates]
+        return jnp.exp(law.log_loss(theta, centre["N"], centre["D"], *cov)) - theta[name]
+
+    return gap
 
 
 def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
@@ -84,11 +105,13 @@ def model_inputs(sweep, law, priors=None, noise="student_t", teacher="measured",
     # the joint model is built for the number of distinct teachers (codes 0 .. n-1)
     n_teachers = int(np.max(np.asarray(args[1]["teacher"]))) + 1 if isinstance(law, DistillationLaw) else 0
     # "compute" fits the "distance" model (kappa, omega are learnt outside it): the two share a sampler
+    gap = asymptote_gap(law, pri, isinstance(law, DistillationLaw))
     key = fingerprint(type(law).__module__, type(law).__qualname__, law.spec(),
                       {k: v.to_dict() for k, v in pri.items() if k not in MISFIT_SITES}, noise,
-                      "distance" if discrepancy == "compute" else discrepancy, teacher_noise, n_teachers)
+                      "distance" if discrepancy == "compute" else discrepancy, teacher_noise, n_teachers,
+                      law.asymptote if gap is not None else None)
     sizes = {k: int(np.shape(kwargs[k])[0]) for k in ("log_loss", "log_loss_student") if k in kwargs}
-    return ModelInputs(pri, model, args, kwargs, centre, constant, dims, noise, key, sizes)
+    return ModelInputs(pri, model, args, kwargs, centre, constant, dims, noise, key, sizes, gap)
 
 
 class _Const:

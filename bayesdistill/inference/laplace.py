@@ -43,6 +43,8 @@ from numpyro import handlers
 from numpyro.infer import init_to_mean, init_to_median
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
+from .coordinates import Coordinates, asymptote_coordinates, identity, site_index
+
 
 def init_to_centre(site=None):
     """numpyro init strategy: the prior median of a log-normal, the mean of other priors with a finite
@@ -87,6 +89,7 @@ class FlatModel(NamedTuple):
     x0: jnp.ndarray  # the prior's centre (init_to_centre)
     potential: object  # x -> negative log density (Jacobians included)
     constrain: object  # x -> dict of every sample and deterministic site, constrained
+    init: dict  # the unconstrained values at x0 by site (the layout of x: ``ravel_pytree(init)``)
 
 
 def flat_model(model, args, kwargs, key) -> FlatModel:
@@ -99,9 +102,18 @@ def flat_model(model, args, kwargs, key) -> FlatModel:
     seeded = handlers.substitute(handlers.seed(model, key), substitute_fn=init_to_centre)
     trace = handlers.trace(seeded).get_trace(*args, **kwargs)
     init = {k: v["value"] for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]}
-    x0, unravel = ravel_pytree(unconstrain_fn(model, args, kwargs, init))
+    free = unconstrain_fn(model, args, kwargs, init)
+    x0, unravel = ravel_pytree(free)
     return FlatModel(x0, lambda x: potential_energy(model, args, kwargs, unravel(x)),
-                     lambda x: constrain_fn(model, args, kwargs, unravel(x), return_deterministic=True))
+                     lambda x: constrain_fn(model, args, kwargs, unravel(x), return_deterministic=True), free)
+
+
+def sampler_coordinates(fm: FlatModel, gap, args) -> Coordinates:
+    """The coordinates NUTS samples for ``fm`` (:mod:`.coordinates`): ``log E`` replaced by the log loss at
+    the centre where ``gap(theta, args)`` is given, else the model's own."""
+    if gap is None:
+        return identity(fm.potential)
+    return asymptote_coordinates(fm.potential, fm.constrain, site_index(fm.init, "E"), lambda th: gap(th, args))
 
 
 class Laplace(NamedTuple):
@@ -115,6 +127,8 @@ class Laplace(NamedTuple):
     iterations: int  # Newton steps of the best start that lowered the potential
     samples: dict  # (IS_DRAWS, ...) draws of N(mode, H^-1), constrained, every site
     log_weights: np.ndarray  # (IS_DRAWS,) importance log weights, unnormalised
+    sampler_mode: np.ndarray  # the mode in the sampler's coordinates (.coordinates): where chains start
+    sampler_root: np.ndarray  # the root of the curvature there: NUTS samples u of y = sampler_mode + root u
     seconds: float = 0.0  # this sweep's share of the program call
     compiled: bool = False  # the call compiled its program
 
@@ -173,8 +187,12 @@ def curvature_root(hess):
     return vec * lam ** -0.5
 
 
-def laplace_one(model, key, args, kwargs):
-    """The traced Laplace step of one sweep: a tuple in :class:`Laplace`'s order."""
+def laplace_one(model, key, args, kwargs, gap=None):
+    """The traced Laplace step of one sweep: a tuple in :class:`Laplace`'s order (up to ``sampler_root``).
+
+    ``gap`` (see :func:`sampler_coordinates`): the sampler's coordinates differ from the model's,
+    and the mode mapped there, with the Hessian of the potential in them, whitens the sampler.
+    """
     k_init, k_start, k_draw = jax.random.split(key, 3)
     fm = flat_model(model, args, kwargs, k_init)
     d = fm.x0.shape[0]
@@ -196,7 +214,13 @@ def laplace_one(model, key, args, kwargs):
     log_w = -jax.vmap(fm.potential)(x) + 0.5 * jnp.sum(eps ** 2, axis=1)
     log_w = jnp.where(jnp.isfinite(log_w), log_w, -jnp.inf)
     samples = jax.vmap(fm.constrain)(x)
-    return mode, root, pot, ok, agree, iters[best], samples, log_w
+    y_mode, y_root = mode, root
+    if gap is not None:
+        coords = sampler_coordinates(fm, gap, args)
+        y_mode = coords.to_y(mode)
+        y_root = curvature_root(grad_and_hessian(coords.potential, y_mode)[1])
+        y_root = jnp.where(ok & jnp.all(jnp.isfinite(y_root)), y_root, jnp.eye(d, dtype=y_root.dtype))
+    return mode, root, pot, ok, agree, iters[best], samples, log_w, y_mode, y_root
 
 
 def psis_weights(log_weights) -> tuple[np.ndarray, float]:

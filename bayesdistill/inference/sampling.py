@@ -376,7 +376,8 @@ def _group_kappa(p: Prepared, settings_for, n_draws: int):
 
     def run_inner(args, kwargs):
         obs = {k: v for k, v in kwargs.items() if k != "mask"}
-        job = Job(mi.fingerprint, mi.model, args, obs, mi.sizes, p.seed, {"log_loss": np.asarray(kwargs["mask"])})
+        job = Job(mi.fingerprint, mi.model, args, obs, mi.sizes, p.seed, {"log_loss": np.asarray(kwargs["mask"])},
+                  mi.gap)
         return _inner_posteriors([job], laplace([job], joint=False), settings_for, False, False)[0]
 
     return learn_group_kappa(p.sweep.supervised, p.law, mi.priors, mi.model_noise, mi.args, mi.kwargs, run_inner,

@@ -72,6 +72,10 @@ class Law:
         Sweep columns the law reads besides ``N`` and ``D`` (``("U",)``: unique tokens). Their logs
         follow ``log D`` in ``log_loss(theta, logN, logD, logU)``, each with a default (``None``)
         that gives the law without them (``U = D``), so callers that know only N and D still work.
+    asymptote : str or None
+        The irreducible term (``"E"``) where the loss is that coefficient plus terms that do not
+        involve it; the sampler then works on the loss at the sweep's centre in its place
+        (:mod:`bayesdistill.inference.coordinates`). ``None`` (default): no such term.
     """
 
     name: str
@@ -84,6 +88,7 @@ class Law:
     outer: tuple = ()
     levels: tuple = ()
     covariates: tuple = ()
+    asymptote: str | None = None
 
     def __post_init__(self):
         missing = [p for p in self.params if p not in self.priors]
@@ -102,6 +107,8 @@ class Law:
             if coef not in sheared or other not in self.params:
                 raise LawError(f"law {self.name!r}: level ({coef}, {other}) needs a sheared coefficient "
                                "and a known partner")
+        if self.asymptote is not None and self.asymptote not in self.params:
+            raise LawError(f"law {self.name!r}: asymptote {self.asymptote!r} is not one of its coefficients")
         for g, exps in self.outer:
             if g not in self.params or any(e not in self.params for e in exps):
                 raise LawError(f"law {self.name!r}: outer ({g}, {exps}) names unknown coefficients")
@@ -169,6 +176,7 @@ CHINCHILLA = Law(
     priors={k: SUPERVISED_PRIORS[k] for k in ("E", "A", "B", "alpha", "beta")},
     shears=(("A", "alpha", "N"), ("B", "beta", "D")),
     description="L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022)",
+    asymptote="E",
 )
 
 BUSBRIDGE = Law(
@@ -178,6 +186,7 @@ BUSBRIDGE = Law(
     priors=dict(SUPERVISED_PRIORS),
     shears=(("A", "alpha", "N"), ("B", "beta", "D")),
     description="L = E + (A/N^alpha + B/D^beta)^gamma (Busbridge et al. 2025, Eq. 1)",
+    asymptote="E",
 )
 
 #: Kaplan et al. (2020), Eq. 1.5; centred on their fit (Table 2: alpha_N 0.076, alpha_D 0.103,

@@ -126,7 +126,7 @@ def _make(name, params, fn, description):
         priors={**SUPERVISED_PRIORS, **{k: DISTILL_PRIORS[k] for k in params}},
         shears=BUSBRIDGE.shears + ((("A_prime", "alpha_prime", "N_S"), ("B_prime", "beta_prime", "D_S"))
                                    if "A_prime" in params else ()),
-        description=description, supervised_params=sup, student_log_loss=fn,
+        description=description, supervised_params=sup, student_log_loss=fn, asymptote=BUSBRIDGE.asymptote,
         products=(("c1", "f1", "d1"),) if "c1" in params else (),
         # the student's level: c0 log L_T trades with log A' (correlation 0.96 on the replica)
         levels=(("A_prime", "c0", "L_T"),) if "A_prime" in params else (),

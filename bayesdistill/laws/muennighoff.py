@@ -137,6 +137,7 @@ MUENNIGHOFF = Law(
     priors={**{k: SUPERVISED_PRIORS[k] for k in _SUP}, "R_D_star": MUENNIGHOFF_PRIORS["R_D_star"]},
     shears=(("A", "alpha", "N"), ("B", "beta", "U")),
     covariates=("U",),
+    asymptote="E",
     description="L = E + A/N^alpha + B/D'^beta, D' = U + U R_D* (1 - exp(-(D/U - 1)/R_D*)) "
                 "(Muennighoff et al. 2023, Eq. 5 without R_N*; column U: unique tokens)",
 )
@@ -148,6 +149,7 @@ MUENNIGHOFF_FULL = Law(
     priors={**{k: SUPERVISED_PRIORS[k] for k in _SUP}, **MUENNIGHOFF_PRIORS},
     shears=(("A", "alpha", "N"), ("B", "beta", "U")),
     covariates=("U",),
+    asymptote="E",
     description="L = E + A/N'^alpha + B/D'^beta (Muennighoff et al. 2023, Eq. 5 with R_D* and R_N*; "
                 "column U: unique tokens)",
 )
