@@ -125,8 +125,11 @@ def test_bands_match_predict(chinchilla_post):
     p = chinchilla_post.predict(N, D)
     for col in ("median", "q05", "q95"):
         np.testing.assert_allclose(b[col], p[col], rtol=1e-5)
-    for col in ("pred_q05", "pred_q95"):  # other noise draws: close, not equal
-        np.testing.assert_allclose(b[col], p[col], rtol=0.01)
+    # other noise draws: close, not equal; with 100 posterior draws a 5%/95% quantile of the predictive
+    # moves by ~10% of the 90% interval's width between noise draws (Monte Carlo error)
+    width = (p["pred_q95"] - p["pred_q05"]).to_numpy()
+    for col in ("pred_q05", "pred_q95"):
+        assert np.all(np.abs(b[col].to_numpy() - p[col].to_numpy()) < 0.25 * width), (b[col], p[col], width)
     assert np.all(b["pred_q05"] < b["q05"]) and np.all(b["pred_q95"] > b["q95"])
 
 

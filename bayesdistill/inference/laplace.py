@@ -19,8 +19,10 @@ shape is computed instead:
    of variables with a constant Jacobian, so the posterior is exactly the same, but its shape in
    ``u`` is close to a standard normal; the metric and step size still adapt (the safeguard where
    the posterior is not Gaussian). The sampler's state is one flat vector.
-4. **Laplace + importance sampling.** ``IS_DRAWS`` draws of ``N(mode, H^-1)`` with importance
-   log weights ``-U(x) - log q(x)``: after Pareto smoothing (:func:`psis_weights`) they are draws
+4. **Laplace + importance sampling.** ``IS_DRAWS`` draws of a multivariate Student-t
+   (``IS_DF`` degrees of freedom) with the mode and curvature of the posterior in the sampler's
+   coordinates (:mod:`.coordinates`; the model's own where they are the same), with importance
+   log weights ``-U(y) - log q(y)``: after Pareto smoothing (:func:`psis_weights`) they are draws
    of the exact posterior, as long as the Pareto ``k`` stays below ``PARETO_K_MAX`` (Vehtari et al.
    2024). The inner leave-last-level-out fit that learns ``kappa`` (:mod:`.kappa`) uses them in
    place of a second NUTS fit.
@@ -79,6 +81,10 @@ EIG_FLOOR = 1e-2
 AGREE_NATS = 0.5
 #: draws of the Laplace approximation that importance sampling reweights
 IS_DRAWS = 1000
+#: degrees of freedom of the multivariate Student-t proposal of importance sampling: heavier tails
+#: than the Gaussian keep the weights' Pareto k lower (real sweeps, inner leave-last-level-out fits:
+#: k <= 0.7 on 5 of 7 with df 4, 3 of 7 with the Gaussian in the same coordinates)
+IS_DF = 4.0
 #: Pareto k above which importance sampling is not trusted (Vehtari et al. 2024)
 PARETO_K_MAX = 0.7
 
@@ -125,7 +131,7 @@ class Laplace(NamedTuple):
     ok: bool  # a finite optimum was found
     starts_agreeing: int  # starts that reached the best optimum (of LAPLACE_STARTS)
     iterations: int  # Newton steps of the best start that lowered the potential
-    samples: dict  # (IS_DRAWS, ...) draws of N(mode, H^-1), constrained, every site
+    samples: dict  # (IS_DRAWS, ...) importance draws (Student-t at sampler_mode), constrained, every site
     log_weights: np.ndarray  # (IS_DRAWS,) importance log weights, unnormalised
     sampler_mode: np.ndarray  # the mode in the sampler's coordinates (.coordinates): where chains start
     sampler_root: np.ndarray  # the root of the curvature there: NUTS samples u of y = sampler_mode + root u
@@ -209,17 +215,22 @@ def laplace_one(model, key, args, kwargs, gap=None):
     mode = jnp.where(ok, mode, fm.x0)
     root = jnp.where(ok, root, jnp.eye(d, dtype=root.dtype))
     agree = jnp.sum(pots <= pot + AGREE_NATS)
-    eps = jax.random.normal(k_draw, (IS_DRAWS, d))
-    x = mode + eps @ root.T
-    log_w = -jax.vmap(fm.potential)(x) + 0.5 * jnp.sum(eps ** 2, axis=1)
-    log_w = jnp.where(jnp.isfinite(log_w), log_w, -jnp.inf)
-    samples = jax.vmap(fm.constrain)(x)
+    coords = sampler_coordinates(fm, gap, args)
     y_mode, y_root = mode, root
     if gap is not None:
-        coords = sampler_coordinates(fm, gap, args)
-        y_mode = coords.to_y(mode)
-        y_root = curvature_root(grad_and_hessian(coords.potential, y_mode)[1])
+        # the mode moves with the Jacobian of the change of coordinates: a few more Newton steps there
+        y_mode, y_hess, _ = minimise(coords.potential, coords.to_y(mode))
+        y_root = curvature_root(y_hess)
         y_root = jnp.where(ok & jnp.all(jnp.isfinite(y_root)), y_root, jnp.eye(d, dtype=y_root.dtype))
+    # importance draws of the Gaussian in the sampler's coordinates (closer to the posterior there)
+    eps = jax.random.normal(k_draw, (IS_DRAWS, d))
+    chi2 = jax.random.gamma(jax.random.fold_in(k_draw, 1), IS_DF / 2, (IS_DRAWS, 1)) * 2 / IS_DF
+    eps = eps / jnp.sqrt(chi2)  # multivariate Student-t(IS_DF) draws
+    log_q = -0.5 * (IS_DF + d) * jnp.log1p(jnp.sum(eps ** 2, axis=1) / IS_DF)
+    y = y_mode + eps @ y_root.T
+    log_w = -jax.vmap(coords.potential)(y) - log_q
+    log_w = jnp.where(jnp.isfinite(log_w), log_w, -jnp.inf)
+    samples = jax.vmap(lambda v: fm.constrain(coords.to_x(v)))(y)
     return mode, root, pot, ok, agree, iters[best], samples, log_w, y_mode, y_root
 
 
