@@ -170,6 +170,8 @@ def test_a_mixture_of_two_distillation_laws_fitted_to_one_sweep():
         posts = {law: bd.fit(sweep, law, seed=0, **FAST) for law in ("distillation", "distillation_nobpl")}
     mix = bd.average(posts)
     assert mix.is_distillation and mix.weights.sum() == pytest.approx(1.0)
+    by_evidence = bd.average(posts, weights="evidence", sweep=sweep)
+    assert by_evidence.weights.sum() == pytest.approx(1.0) and np.all(np.isfinite(by_evidence.weights))
     assert [law.name for law in mix.laws] == [k for k, n in mix.summary_dict()["draws"].items() if n > 0]
     half = bd.average(posts, weights=[1, 1])
     with warnings.catch_warnings():
