@@ -145,7 +145,7 @@ def test_cli_compare_json(tmp_path, capsys, chinchilla_sweep):
     add_compare_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["--json", "compare", str(path), "--laws", "chinchilla", "busbridge",
                               "--chains", "2", "--draws", "200", "--warmup", "200", "--no-smc",
-                              "--no-extrapolation", "--no-prior-sensitivity"])
+                              "--no-extrapolation", "--no-prior-sensitivity", "--no-retry"])
     assert args.func is run_compare
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=bd.FitWarning)
@@ -154,6 +154,78 @@ def test_cli_compare_json(tmp_path, capsys, chinchilla_sweep):
     assert out["columns"] == COLUMNS and set(out["table"]) == {"chinchilla", "busbridge"}
     best = pd.DataFrame(out["table"]).T["log_z"].astype(float).idxmax()
     assert best == "chinchilla"
+
+
+def test_keep_fits_returns_the_posteriors(chinchilla_sweep):
+    """keep_fits=True: the same table, with the fits, the refits without the held-out runs and the pointwise LOO."""
+    res, _ = quiet(compare, chinchilla_sweep, ["chinchilla", "chinchilla:normal"], keep_fits=True,
+                   **{**LEAN, "extrapolation": True})
+    assert isinstance(res, bd.inference.LawComparison) and list(res.table.columns) == COLUMNS
+    assert list(res.fits) == list(res.refits) == list(res.loo) == list(res.table.index)
+    held = int(res.held_out.sum())
+    assert held == res.table.attrs["holdout"]["held_out_runs"] > 0
+    for label, post in res.fits.items():
+        assert isinstance(post, bd.Posterior) and post.noise == label.split(":")[1]
+        assert len(post.data) == 42 and len(res.refits[label].data) == 42 - held
+        assert float(res.loo[label].elpd) == pytest.approx(res.table.loc[label, "elpd_loo"])
+        assert len(res.loo[label].elpd_i) == 42
+    mix = bd.average(res.fits, weights="stacking")
+    np.testing.assert_allclose(mix.weights, res.table["weight"].to_numpy(float), atol=1e-6)
+    assert "2 refits without the" in repr(res)
+
+
+def _compare_args(path, *extra):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", action="store_true")
+    add_compare_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["--json", "compare", str(path), "--laws", "chinchilla", "busbridge", "--chains", "2",
+                              "--draws", "200", "--warmup", "200", "--no-smc", "--no-extrapolation",
+                              "--no-prior-sensitivity", "--no-retry", *extra])
+
+
+def test_cli_compare_average(tmp_path, capsys, chinchilla_sweep):
+    """--average: the table's weights, each law's and the mixture's compute-optimal N*, D*, loss at the budget."""
+    path = tmp_path / "runs.csv"
+    chinchilla_sweep.to_csv(path, index=False)
+    args = _compare_args(path, "--average", "evidence")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=bd.FitWarning)
+        assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    av, table = out["average"], pd.DataFrame(out["table"]).T
+    assert av["method"] == "evidence" and set(av["weights"]) == {"chinchilla", "busbridge"}
+    for k, w in av["weights"].items():
+        assert w == pytest.approx(float(table.loc[k, "p_model"]), abs=1e-9)
+    c_max = float((6 * chinchilla_sweep["N"] * chinchilla_sweep["D"]).max())
+    assert av["largest_sweep_compute"] == pytest.approx(c_max) and av["budget"] == pytest.approx(10 * c_max)
+    rows = av["compute_optimal"]
+    assert list(rows) == ["chinchilla", "busbridge", "average"]
+    for r in rows.values():
+        for q in ("N", "D", "loss"):
+            assert r[f"{q}_q05"] <= r[f"{q}_median"] <= r[f"{q}_q95"]
+    for q in ("N", "D", "loss"):  # a mixture's median lies between its components' medians
+        lo, hi = sorted(rows[k][f"{q}_median"] for k in ("chinchilla", "busbridge"))
+        assert lo * 0.999 <= rows["average"][f"{q}_median"] <= hi * 1.001
+    # the text output, and a budget of one's own
+    args = _compare_args(path, "--average", "stacking", "--budget", "1e22")
+    args.json = False
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=bd.FitWarning)
+        assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "Averaged posterior (stacking weights" in text and "1.00e+22 FLOPs" in text and "average" in text
+
+
+def test_cli_compare_average_refuses_what_it_cannot_do(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,loss\n")  # never read: the options are checked first
+    with pytest.raises(bd.BayesDistillError, match="--budget sets the prediction of --average"):
+        args = _compare_args(path, "--budget", "1e22")
+        args.func(args)
+    args = _compare_args(path, "--average", "stacking")
+    args.laws = ["distillation", "distillation_nobpl"]
+    with pytest.raises(bd.BayesDistillError, match="supervised laws only"):
+        args.func(args)
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def test_no_exported_name_equals_a_module_name():
 def test_plots_is_reachable_from_the_package_face():
     assert bd.plots.plot_fit is importlib.import_module("bayesdistill.plots.fits").plot_fit
     assert all(callable(getattr(bd.plots, n)) for n in bd.plots.__all__)
-    defined = {n for m in ("fits", "distillation", "decisions")
+    defined = {n for m in ("fits", "distillation", "decisions", "comparison")
                for n in vars(importlib.import_module(f"bayesdistill.plots.{m}")) if n.startswith("plot_")}
     assert defined <= set(bd.plots.__all__), f"plot functions missing from bd.plots: {defined - set(bd.plots.__all__)}"
 

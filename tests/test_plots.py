@@ -179,3 +179,42 @@ def test_write_report_rejects_bad_budget(chinchilla_post, tmp_path):
     with pytest.raises(BayesDistillError, match="budget"):
         write_report(chinchilla_post, tmp_path / "rep", budget=-1.0)
     assert not (tmp_path / "rep").exists()
+
+
+@pytest.fixture(scope="module")
+def compared():
+    """bd.compare(keep_fits=True) of two laws on the synthetic sweep, every estimator, tiny settings."""
+    settings = {k: v for k, v in TINY.items() if k != "progress_bar"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny fits fail their review; the estimators may disagree
+        return bd.compare(synthetic_sweep(), ["chinchilla", "busbridge"], smc_particles=100, smc_seeds=2,
+                          keep_fits=True, **settings)
+
+
+def test_comparison_plots(compared):
+    """Smoke test of bayesdistill.plots.comparison: one figure each, with the variants and their legends."""
+    table = compared.table
+    fig = plots.plot_evidence(table)
+    assert len(_main_axes(fig)) == 2 and "log Z" in fig.axes[0].get_xlabel()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["chinchilla", "busbridge"]
+    assert len(_main_axes(plots.plot_evidence(table.drop(columns=["log_z_smc", "log_z_smc_se"])))) == 1
+    fig = plots.plot_prior_sensitivity(table)
+    assert "wider" in fig.axes[0].get_title()
+    fig = plots.plot_loo_differences(compared)
+    assert len(_main_axes(fig)) == 2 and len(fig.axes[1].get_legend().get_texts()) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        mix = bd.average(compared.refits)
+    fig = plots.plot_extrapolation(compared, average=mix)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(texts) == 3 and texts[-1].startswith("average: covers")
+    assert len(fig.axes[0].get_xticks()) == compared.held_out.sum()
+    fig = plots.plot_frontiers({**compared.fits, "average": bd.average(compared.fits, weights=[1, 1])},
+                               budgets=np.logspace(19, 23, 5))
+    axes = _main_axes(fig)
+    assert len(axes) == 3 and all(ax.get_xscale() == "log" for ax in axes)
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["chinchilla", "busbridge", "average"]
+    with pytest.raises(BayesDistillError, match="keep_fits=True"):
+        plots.plot_loo_differences(table)
+    with pytest.raises(BayesDistillError, match="prior_sensitivity=True"):
+        plots.plot_prior_sensitivity(table.drop(columns=["log_z_wide"]))

@@ -7,6 +7,9 @@
   per draw, the compute (and tokens) supervised training needs to reach a
   target loss, divided by what compute-optimal distillation needs.
 
+Both take a distillation fit or a mixture of distillation fits of one sweep (``bd.average``):
+each draw answers with its own law.
+
 Both work on a grid of budgets (log-spaced) and interpolate in log budget; :func:`efficiency`'s
 ratio is the one :func:`bayesdistill.compare_recipes` computes between two recipes
 (:func:`bayesdistill.decisions.recipes.compute_ratio`).
@@ -19,13 +22,13 @@ import pandas as pd
 
 from ..allocation.distillation import allocate, check_student_size
 from ..errors import BayesDistillError
-from ..laws.distillation import require_distillation
 from ..laws.flops import PAPER_ARCH, forward_flops
 from .recipes import compute_ratio, crossing, ratio_interval
 from .recommendation import (
-    candidates,
     check_scenarios,
-    losses_under_draws,
+    mixture_candidates,
+    mixture_losses,
+    require_distillation_fit,
     review_gate,
 )
 
@@ -70,7 +73,7 @@ def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("tea
         One row per scenario: ``budget`` (NaN when not reached on the grid),
         ``reached`` and ``p_at_max_budget``.
     """
-    require_distillation(posterior.law, "least_budget needs")
+    parts = require_distillation_fit(posterior, "least_budget needs")
     student_size = check_student_size(student_size)
     t = _check_target(target_loss)
     if not 0 < p < 1:
@@ -78,20 +81,24 @@ def least_budget(posterior, *, target_loss, student_size, p=0.9, scenarios=("tea
     scenarios = check_scenarios(scenarios)
     C = _check_budget_grid(budgets, student_size)
     review_gate(posterior, strict, "this budget estimate")
-    theta = {k: np.asarray(v) for k, v in posterior.theta().items()}
     rows = []
     for sc in scenarios:
         prob = []
         for c in C:
-            cand = candidates(posterior.law, theta, c, student_size, sc, n_candidates=n_candidates, seed=seed,
-                              arch=arch)
-            L = losses_under_draws(posterior.law, theta, student_size, cand)
+            cand = mixture_candidates(parts, c, student_size, sc, n_candidates=n_candidates, seed=seed, arch=arch)
+            L = mixture_losses(parts, student_size, cand)
             prob.append(float((L <= t).mean(1).max()))
         prob = np.maximum.accumulate(prob)  # more budget never hurts: the smaller budget's plan stays possible
         logc = crossing(np.log(C), prob, p)
         rows.append({"scenario": sc, "budget": float(np.exp(logc)) if np.isfinite(logc) else np.nan,
                      "reached": bool(np.isfinite(logc)), "p_at_max_budget": float(prob[-1])})
     return pd.DataFrame(rows).set_index("scenario")
+
+
+def _allocate_parts(parts, budget, student_size, scenario, arch) -> dict:
+    """Per-draw optimal ``loss`` and ``D_S`` of every law of ``parts`` (:func:`law_draws`), draws concatenated."""
+    res = [allocate(law, theta, budget, student_size, scenario, arch) for law, theta in parts]
+    return {k: np.concatenate([np.asarray(r[k]) for r in res]) for k in ("loss", "D_S")}
 
 
 def efficiency(posterior, *, target_loss, student_size, scenario="teacher_inference", budgets=BUDGETS,
@@ -113,7 +120,7 @@ def efficiency(posterior, *, target_loss, student_size, scenario="teacher_infere
     draws : pandas.DataFrame
         Per draw: ``C_supervised``, ``C_distill``, ``D_supervised``, ``D_distill`` and the ratios.
     """
-    require_distillation(posterior.law, "efficiency needs")
+    parts = require_distillation_fit(posterior, "efficiency needs")
     student_size = check_student_size(student_size)
     t = _check_target(target_loss)
     check_scenarios(scenario)
@@ -122,9 +129,7 @@ def efficiency(posterior, *, target_loss, student_size, scenario="teacher_infere
                                 "pick a distillation scenario")
     C = _check_budget_grid(budgets, student_size)
     review_gate(posterior, strict, "this efficiency estimate")
-    theta = {k: np.asarray(v) for k, v in posterior.theta().items()}
-    res = {sc: [allocate(posterior.law, theta, c, student_size, sc, arch) for c in C]
-           for sc in (scenario, "supervised")}
+    res = {sc: [_allocate_parts(parts, c, student_size, sc, arch) for c in C] for sc in (scenario, "supervised")}
     logC = np.log(C)
     loss = {sc: np.stack([r["loss"] for r in res[sc]], axis=-1) for sc in res}  # (draws, budgets)
     c_sup, c_dis, ratio = compute_ratio(logC, loss["supervised"], loss[scenario], t)  # one path with compare_recipes

@@ -91,6 +91,42 @@ def _subset(theta, n, seed):
     return {k: np.asarray(v)[idx] for k, v in theta.items()}
 
 
+def law_draws(posterior) -> list[tuple]:
+    """``(law, coefficient draws as NumPy arrays)``: one pair for a fit, one per law for a mixture of fits
+    (``bd.average``), whose draws are those of every pair in order."""
+    if hasattr(posterior, "law_draws"):
+        return posterior.law_draws()
+    return [(posterior.law, {k: np.asarray(v) for k, v in posterior.theta().items()})]
+
+
+def require_distillation_fit(posterior, needs: str) -> list[tuple]:
+    """:func:`law_draws` of ``posterior`` after checking that every law in it is a distillation law."""
+    parts = law_draws(posterior)
+    for law, _ in parts:
+        require_distillation(law, needs)
+    return parts
+
+
+def mixture_candidates(parts, budget, student_size, scenario, *, n_candidates=256, seed=0, arch=PAPER_ARCH):
+    """:func:`candidates` over the laws of ``parts`` (:func:`law_draws`): per-draw optima of each law's draws
+    in proportion to its share of the draws, then the plug-in optimum of the law with the most draws last."""
+    if len(parts) == 1:
+        law, theta = parts[0]
+        return candidates(law, theta, budget, student_size, scenario, n_candidates=n_candidates, seed=seed, arch=arch)
+    sizes = np.array([len(next(iter(theta.values()))) for _, theta in parts])
+    counts = np.maximum(1, np.round(n_candidates * sizes / sizes.sum()).astype(int))
+    each = [candidates(law, theta, budget, student_size, scenario, n_candidates=int(c), seed=seed + j, arch=arch)
+            for j, ((law, theta), c) in enumerate(zip(parts, counts))]
+    main = each[int(np.argmax(sizes))]
+    keys = [k for k in each[0] if all(k in c for c in each)]
+    return {k: np.concatenate([np.asarray(c[k])[:-1] for c in each] + [np.asarray(main[k])[-1:]]) for k in keys}
+
+
+def mixture_losses(parts, student_size, alloc) -> np.ndarray:
+    """:func:`losses_under_draws` over every law of ``parts``: array (n_alloc, total draws)."""
+    return np.concatenate([losses_under_draws(law, theta, student_size, alloc) for law, theta in parts], axis=1)
+
+
 def candidates(law, theta, budget, student_size, scenario, *, n_candidates=256, seed=0, arch=PAPER_ARCH):
     """Candidate allocations of one scenario: per-draw optima of a draw subset, then the plug-in optimum last."""
     sub = _subset(theta, n_candidates, seed)
@@ -143,7 +179,8 @@ class Recommendation:
     p_distill_beats_supervised : float
         P(the best distillation option's loss < supervised training's loss), over draws.
     plugin : dict
-        The answer at posterior-mean coefficients (what a point estimate would recommend).
+        The answer at posterior-mean coefficients (what a point estimate would recommend); for a
+        mixture of laws (``bd.average``), at those of the law with the largest weight.
     plugin_regret : float
         Objective of the plug-in answer minus that of the recommendation (>= 0).
     status : str
@@ -216,12 +253,11 @@ def pick(losses, objective) -> int:
 
 def evaluate_options(post, budget, student_size, scenarios, obj, n_candidates, seed, arch):
     """Per scenario: candidates, their loss matrix under all draws and objectives."""
-    theta = {k: np.asarray(v) for k, v in post.theta().items()}
+    parts = law_draws(post)
     out = {}
     for i, sc in enumerate(scenarios):
-        cand = candidates(post.law, theta, budget, student_size, sc, n_candidates=n_candidates,
-                          seed=seed + i, arch=arch)
-        L = losses_under_draws(post.law, theta, student_size, cand)
+        cand = mixture_candidates(parts, budget, student_size, sc, n_candidates=n_candidates, seed=seed + i, arch=arch)
+        L = mixture_losses(parts, student_size, cand)
         out[sc] = {"cand": cand, "L": L, "obj": obj.matrix(L)}
     return out
 
@@ -232,8 +268,11 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
 
     Parameters
     ----------
-    posterior : Posterior
-        A distillation fit (see :func:`bayesdistill.fit` with ``law="distillation"``).
+    posterior : Posterior or AveragedPosterior
+        A distillation fit (see :func:`bayesdistill.fit` with ``law="distillation"``), or a mixture of
+        distillation fits of one sweep (:func:`bayesdistill.average`): candidates then come from every
+        law in proportion to its weight, each is scored under every draw of its own law, and the
+        plug-in answer is that of the law with the largest weight.
     budget : float
         Total FLOPs (Eq. 9 accounting: ``3 F(N) D`` per model trained, ``F(N_T) D_S`` for logits).
     student_size : float
@@ -260,7 +299,7 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
     """
     from ..runtime import enable_compilation_cache
 
-    require_distillation(posterior.law, "recommendations need")
+    require_distillation_fit(posterior, "recommendations need")
     budget, student_size = check_budget(budget, student_size)
     scenarios = check_scenarios(scenarios)
     obj = get_objective(objective)
@@ -303,7 +342,8 @@ def recommend(posterior, *, budget, student_size, scenarios=DEFAULT_SCENARIOS, o
     notes = []
     if status == "bound":
         notes.append(f"the recommended allocation sits on a bound ({allocation['bounds']}) of [1e6, 1e17]")
-    if posterior.config.get("source", "").find("replica") >= 0 or posterior.config.get("synthetic"):
+    config = getattr(posterior, "components", [posterior])[0].config  # a mixture: its first fit's
+    if config.get("source", "").find("replica") >= 0 or config.get("synthetic"):
         notes.append("this posterior was fitted to the SYNTHETIC replica of the paper's sweep (Table 6 laws), "
                      "not to measured runs; refit on your own sweep before spending compute")
     return Recommendation(option, allocation, L_rec, obj.name, float(options.loc[option, "objective"]), options,

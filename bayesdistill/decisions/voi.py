@@ -109,6 +109,9 @@ def value_of_information(posterior, runs, *, budget, student_size, scenarios=DEF
         ``p_decision_changes`` and ``weights_ess`` (mean effective sample size of the
         updated posterior), sorted best first.
     """
+    if hasattr(posterior, "components"):
+        raise BayesDistillError("value_of_information takes one distillation fit, not a mixture of fits "
+                                "(bd.average); ask it of each law")
     require_distillation(posterior.law, "value_of_information needs")
     budget, student_size = check_budget(budget, student_size)
     scenarios = check_scenarios(scenarios)

@@ -4,7 +4,7 @@ identification, distilled-student predictions, evidence and model comparison (na
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "average": ".averaging", "compare": ".comparison",
+    "average": ".averaging", "LawComparison": ".comparison", "compare": ".comparison",
     "fit_many": ".many",
     "Posterior": ".posterior", "load": ".posterior",
     "fit": ".sampling",

@@ -17,7 +17,12 @@ Weights:
 
 The mixture keeps ``round(w_k n)`` draws of posterior ``k`` (``n`` as large as every component's
 draws allow at these weights; largest remainders, seeded choice of which draws), so a weight of 1
-returns that posterior's own draws. Supervised posteriors of one sweep only.
+returns that posterior's own draws.
+
+The posteriors must be fits of one sweep, all supervised or all distillation (joint) fits, not
+grouped. A mixture of distillation fits (e.g. ``"distillation"`` with Student-t and with Gaussian
+noise, or ``"distillation_nobpl"``) is taken by ``bd.recommend``, ``bd.least_budget`` and
+``bd.efficiency`` like one posterior: every draw answers with its own law.
 """
 
 from __future__ import annotations
@@ -42,16 +47,27 @@ def _check_posteriors(posts) -> list[Posterior]:
     for i, p in enumerate(posts):
         if not isinstance(p, Posterior):
             raise BayesDistillError(f"average: item {i} is a {type(p).__name__}, not a Posterior from bd.fit")
-        if p.is_distillation or p.group_names:
-            raise BayesDistillError(f"average: item {i} is a {'distillation' if p.is_distillation else 'grouped'} "
-                                    "fit; only ordinary supervised posteriors of one sweep can be averaged")
-    ref = posts[0].data[["N", "D", "loss"]].to_numpy()
+        if p.group_names:
+            raise BayesDistillError(f"average: item {i} is a grouped fit; only ungrouped posteriors of one sweep "
+                                    "can be averaged")
+        if p.is_distillation != posts[0].is_distillation:
+            raise BayesDistillError(f"average: item {i} is a {'distillation' if p.is_distillation else 'supervised'}"
+                                    f" fit and item 0 is not; average supervised fits or distillation fits, not both "
+                                    "(they model different runs)")
+    ref = _observed(posts[0])
     for i, p in enumerate(posts[1:], 1):
-        d = p.data[["N", "D", "loss"]].to_numpy()
-        if d.shape != ref.shape or not np.allclose(d, ref, rtol=1e-6):
+        d = _observed(p)
+        if any(a.shape != b.shape or not np.allclose(a, b, rtol=1e-6) for a, b in zip(d, ref)):
             raise BayesDistillError(f"average: item {i} was fitted to other runs than item 0; average posteriors "
                                     "of the same sweep")
     return posts
+
+
+def _observed(post) -> list[np.ndarray]:
+    """The runs a posterior was fitted to: supervised (N, D, loss), and the distillation runs' losses."""
+    out = [post.data[["N", "D", "loss"]].to_numpy()]
+    obs = post.idata.observed_data
+    return out + [np.asarray(obs["log_loss_student"].values) if "log_loss_student" in obs else np.zeros(0)]
 
 
 def _names(posts, names) -> list[str]:
@@ -65,10 +81,14 @@ def _names(posts, names) -> list[str]:
 
 
 def stacking_weights(posts, names=None) -> np.ndarray:
-    """Stacking weights of ``posts`` from PSIS-LOO (``arviz_stats.compare(method="stacking")``)."""
+    """Stacking weights of ``posts`` from PSIS-LOO over every observed run (``arviz_stats.compare(method="stacking")``).
+
+    The runs are the supervised ones and, for distillation fits, the distillation runs too (the
+    pointwise LOO of ``bd.compare``).
+    """
     import arviz_stats as azs
 
-    from .comparison import PARETO_K_WARNING
+    from .comparison import PARETO_K_WARNING, _loo
 
     posts = _check_posteriors(posts)
     labels = _names(posts, names)
@@ -76,43 +96,57 @@ def stacking_weights(posts, names=None) -> np.ndarray:
         if "log_likelihood" not in p.idata.children:
             raise BayesDistillError(f"average: item {i} ({labels[i]}) has no pointwise log-likelihood (a file "
                                     "saved without it?); stacking needs it: refit, or give weights")
+    if len(posts) == 1:
+        return np.ones(1)
+    loos = {n: _loo(p)[0] for n, p in zip(labels, posts)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=PARETO_K_WARNING, category=UserWarning)  # bd.compare counts them
-        table = azs.compare({n: p.idata for n, p in zip(labels, posts)}, method="stacking", var_name="log_loss",
-                            round_to="none")
+        table = azs.compare(loos, method="stacking", round_to="none")
     return np.array([float(table.loc[n, "weight"]) for n in labels])
 
 
-def evidence_weights(posts, seed: int = 0) -> np.ndarray:
-    """Posterior model probabilities from bridge-sampling log evidence (equal prior odds)."""
+def evidence_weights(posts, seed: int = 0, sweep=None) -> np.ndarray:
+    """Posterior model probabilities from bridge-sampling log evidence (equal prior odds).
+
+    ``sweep``: the sweep the posteriors were fitted to; needed for distillation fits (a supervised
+    fit's runs are read back from the posterior).
+    """
     from ..data.sweep import read_sweep
     from .comparison import log_evidence
 
     posts = _check_posteriors(posts)
-    sweep = read_sweep(posts[0].data[["N", "D", "loss"]])
+    if sweep is None:
+        if posts[0].is_distillation:
+            raise BayesDistillError("average: evidence weights of distillation fits need the sweep they were "
+                                    "fitted to (sweep=...), or pass bd.compare's p_model column as weights")
+        sweep = posts[0].data[["N", "D", "loss"]]
+    sweep = read_sweep(sweep)
     logz = np.array([log_evidence(p, sweep, seed=seed)["log_z"] for p in posts])
     w = np.exp(logz - logz.max())
     return w / w.sum()
 
 
-def average(posts, weights="stacking", *, names=None, seed: int = 0) -> AveragedPosterior:
+def average(posts, weights="stacking", *, names=None, seed: int = 0, sweep=None) -> AveragedPosterior:
     """One mixture posterior from fitted posteriors of several laws (see the module docstring).
 
     Parameters
     ----------
     posts : list or dict of Posterior
-        Supervised fits of the same sweep (a dict's keys name them).
+        Fits of the same sweep (a dict's keys name them): all supervised, or all distillation fits.
     weights : {"stacking", "evidence"} or sequence of float
         How to weigh them.
     names : list of str, optional
         Labels (default: ``law:noise``, or the dict's keys).
     seed : int
         Seed of which draws of each posterior the mixture keeps (and of bridge sampling).
+    sweep : path, DataFrame or Sweep, optional
+        The sweep the posteriors were fitted to: needed by ``weights="evidence"`` for distillation fits.
 
     Returns
     -------
     AveragedPosterior
-        ``predict``, ``bands``, ``bd.compute_optimal`` and ``review`` work on it as on a Posterior.
+        ``predict``, ``bands``, ``bd.compute_optimal`` and ``review`` work on it as on a Posterior;
+        a mixture of distillation fits also in ``bd.recommend``, ``bd.least_budget`` and ``bd.efficiency``.
     """
     if isinstance(posts, dict) and names is None:
         names = list(posts)
@@ -122,7 +156,7 @@ def average(posts, weights="stacking", *, names=None, seed: int = 0) -> Averaged
         if weights not in WEIGHT_METHODS:
             raise BayesDistillError(f"average: weights {weights!r} is not one of {list(WEIGHT_METHODS)} or a list "
                                     "of numbers")
-        w = stacking_weights(posts, labels) if weights == "stacking" else evidence_weights(posts, seed)
+        w = stacking_weights(posts, labels) if weights == "stacking" else evidence_weights(posts, seed, sweep)
         method = weights
     else:
         w = np.asarray(weights, dtype=float).reshape(-1)
@@ -181,8 +215,22 @@ class AveragedPosterior:
         """``(posterior, draw indices)`` of every component with draws in the mixture."""
         return [(p, i) for p, i in zip(self.components, self.index) if len(i)]
 
-    is_distillation = False
     group_names: list = []
+
+    @property
+    def is_distillation(self) -> bool:
+        """True for a mixture of distillation (joint) fits."""
+        return self.components[0].is_distillation
+
+    @property
+    def laws(self) -> list:
+        """The law of each component with draws in the mixture."""
+        return [p.law for p, _ in self.parts]
+
+    def law_draws(self) -> list[tuple]:
+        """``(law, coefficient draws)`` of each component with draws in the mixture: the draws the mixture
+        keeps, as NumPy arrays of shape (draws,), concatenated in this order by every method here."""
+        return [(p.law, {k: np.asarray(v)[i] for k, v in p.theta().items()}) for p, i in self.parts]
     discrepancy = property(lambda self: self.components[0].discrepancy)
 
     @property

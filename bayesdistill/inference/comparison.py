@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
@@ -237,7 +238,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
             extrapolation: bool = True, holdout_quantile: float = 0.75, accounting: str = "6ND",
             teacher: str = "measured", teacher_noise: float = 0.0, discrepancy: str = "distance",
             progress_bar: bool = False, chain_method: str = "auto", groups: str | None = None,
-            pool="exponents", retry: bool = True) -> pd.DataFrame:
+            pool="exponents", retry: bool = True, keep_fits: bool = False) -> pd.DataFrame | LawComparison:
     """Compare law variants on one sweep by evidence, PSIS-LOO, stacking and extrapolation.
 
     Parameters
@@ -266,12 +267,17 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
         asks whether pooling the exponents is supported by the data against separate coefficients
         per group (``pool="none"``: same runs, same shared noise; the densities are comparable).
         Default labels ``law/pool=...``.
+    keep_fits : bool
+        Also return what the table was computed from (the fitted posteriors, the refits without the
+        held-out runs, the pointwise LOO): a :class:`LawComparison` instead of the bare table, e.g.
+        for ``bd.average(result.fits)`` or the plots of :mod:`bayesdistill.plots.comparison`.
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or LawComparison
         Indexed by variant label (the law name, or ``name:noise`` when a law appears twice) with the
-        columns of :data:`COLUMNS` (see the module docstring); ``attrs`` records the settings.
+        columns of :data:`COLUMNS` (see the module docstring); ``attrs`` records the settings. With
+        ``keep_fits=True``, a :class:`LawComparison` holding that table as ``.table``.
     """
     sweep = read_sweep(sweep)
     variants = _variants(laws, noise, priors, discrepancy, groups, pool)
@@ -296,7 +302,7 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
                             "(pass extrapolation=False or a higher holdout_quantile)") from None
     fit_kw = {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed, "target_accept": target_accept,
               "progress_bar": progress_bar, "chain_method": chain_method, "retry": retry, **inputs_kw}
-    rows, loos, timings = {}, {}, {}
+    rows, loos, timings, fits, refits = {}, {}, {}, {}, {}
     for i, v in enumerate(variants):
         clock = _Clock()
         if do_extrap:  # the fit and the refit without the held-out runs in one call (one sampler per bucket)
@@ -306,6 +312,10 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
         else:
             post = _fit(sweep, v, fit_kw)
         clock("fit")
+        if keep_fits:
+            fits[v["label"]] = post
+            if do_extrap:
+                refits[v["label"]] = train
         mi = v["inputs"]
         target = Target(mi.model, mi.args, mi.kwargs)
         draws_ = post.idata.posterior
@@ -352,7 +362,44 @@ def compare(sweep, laws=("chinchilla", "busbridge"), *, noise: str = "student_t"
                  "settings": {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed, "smc": smc,
                               "discrepancy": discrepancy,
                               "smc_particles": smc_particles, "smc_seeds": smc_seeds, "widen": widen}}
+    if keep_fits:
+        return LawComparison(out, fits, refits, loos, test if do_extrap else np.zeros(len(sweep.df), bool), sweep)
     return out
+
+
+@dataclass(frozen=True)
+class LawComparison:
+    """What ``bd.compare(..., keep_fits=True)`` returns: the table and what it was computed from.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The comparison table (what ``bd.compare`` returns without ``keep_fits``).
+    fits : dict of str to Posterior
+        Each variant's fit to the whole sweep, by label (in the table's order).
+    refits : dict of str to Posterior
+        Each variant's refit without the held-out runs (empty without the extrapolation check).
+    loo : dict of str to arviz_stats ELPDData
+        Each variant's PSIS-LOO with pointwise values (``loo[label].elpd_i``, ``.pareto_k``), over
+        the runs of the fit in the order of ``fits[label].data``.
+
+    ``bd.average(result.fits)`` averages the variants' posteriors (supervised, ungrouped variants).
+    held_out : numpy.ndarray of bool
+        Which rows of ``sweep.df`` the extrapolation check held out (all False without it).
+    sweep : Sweep
+        The sweep compared on.
+    """
+
+    table: pd.DataFrame
+    fits: dict
+    refits: dict
+    loo: dict
+    held_out: np.ndarray
+    sweep: object
+
+    def __repr__(self) -> str:
+        return (f"LawComparison({list(self.fits)}; {len(self.refits)} refits without the "
+                f"{int(self.held_out.sum())} held-out runs)")
 
 
 def _stacking(loos) -> pd.Series:
