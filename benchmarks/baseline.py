@@ -274,8 +274,10 @@ if __name__ == "__main__":
     main()
 
 
-#: the code before the Laplace-whitened sampler (issue 19): the "before" of the sampler benchmarks
-SAMPLER_BASELINE_COMMIT = "1bfef0e"
+#: the "before" of the sampler benchmarks (issue 19): the Laplace-whitened sampler in the model's own
+#: coordinates, before the sampler's coordinates (inference/coordinates.py). The earlier baseline, the
+#: code before the Laplace step (1bfef0e), no longer runs on the current stack (it imports ArviZ 0.23).
+SAMPLER_BASELINE_COMMIT = "51dc536"
 
 
 def extract_code(commit: str, dest: str) -> str | None:

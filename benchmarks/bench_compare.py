@@ -9,7 +9,7 @@ Targets: <= 60 s per variant, Monte Carlo error <= 0.3 nats, estimators agreeing
 
 Second part (issue 19): ``bd.compare`` of notebook 05's four variants on the 34 Gadre ``c4_original``
 runs with that notebook's settings (evidence by bridge sampling and SMC, LOO, extrapolation), in a
-new process, with the code before the Laplace-whitened sampler run the same way in the same run.
+new process, with the sampler before (`SAMPLER_BASELINE_COMMIT`) run the same way in the same run.
 Target: <= 60 s (304 s before).
 """
 

@@ -6,7 +6,7 @@ for distillation laws), with the default priors and with the Table 6 preset (``b
 Replica seed 0 is fitted twice in one process (cold: compilation included; warm: the compiled
 sampler reused), replica seeds 1 and 2 once each (warm). Reports wall time, mean leapfrog steps per
 draw, the review and whether each true coefficient lies in its 90% interval. In the same run, the
-code before the Laplace-whitened sampler fits replica seed 0 in a new process (cold and warm).
+sampler before (`SAMPLER_BASELINE_COMMIT`) fits replica seed 0 in a new process (cold and warm).
 Targets (issue 19): warm <= 20 s, 0 divergences on any replica seed.
 """
 
@@ -100,7 +100,7 @@ def markdown(res: dict) -> str:
                      f"{sum(r['covered'].values())} / {len(r['covered'])} |")
     b = res.get("_before", {})
     if "warm" in b:
-        lines += ["", f"The code before the Laplace-whitened sampler (commit {b['commit']}), replica 0, default "
+        lines += ["", f"The sampler before (commit {b['commit']}), replica 0, default "
                   f"priors, in the same run: cold {b['cold']['wall_s']:.0f} s, warm {b['warm']['wall_s']:.0f} s, "
                   f"{b['warm']['steps']:.0f} leapfrog steps per draw, {b['warm']['review']['divergences']:.0f} "
                   "divergences."]

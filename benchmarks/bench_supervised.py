@@ -108,7 +108,7 @@ def run(n_boot: int = 4000) -> dict:
         child = _fit_in_subprocess(cache)  # empty caches: the first fit is cold
         second_process = _fit_in_subprocess(cache)  # a new process with the persistent cache warm
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as code:
-        why = extract_code(SAMPLER_BASELINE_COMMIT, code)  # the sampler before the Laplace step, same run
+        why = extract_code(SAMPLER_BASELINE_COMMIT, code)  # the sampler before, same run
         before = {"error": why} if why else _fit_in_subprocess(cache, code)
     t = time.perf_counter()
     base = run_baseline(n_boot=n_boot, grid=True, seed=0)
@@ -213,7 +213,7 @@ def markdown(res: dict) -> str:
         lines.append(f"| {k} | {med:.4g} ({lo:.4g}, {hi:.4g}) | {res['baseline_point'][k]:.4g} ({blo:.4g}, {bhi:.4g}) |")
     b = res.get("before", {})
     if "again" in b:
-        lines += ["", f"The sampler before the Laplace step (commit {b['commit']}), the same child in the same run: "
+        lines += ["", f"The sampler before (commit {b['commit']}), the same child in the same run: "
                   f"cold {b['first']['wall_s']:.1f} s, warm {b['again']['wall_s']:.1f} s (sampler "
                   f"{b['again']['sampler_s']:.1f} s + inner kappa fit {b['again']['inner_s']:.1f} s), "
                   f"{b['again']['steps']:.1f} leapfrog steps per draw; now {res['steps']:.1f}. Quantiles "

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import synthetic_sweep
 
+import bayesdistill as bd
 from bayesdistill.errors import LawError
 from bayesdistill.inference.coordinates import asymptote_coordinates, site_index
 from bayesdistill.inference.inputs import model_inputs
@@ -54,6 +55,7 @@ def test_below_the_gap_the_potential_is_infinite_not_nan():
 
 def test_laws_without_an_asymptote_or_with_another_support_keep_the_model_coordinates():
     assert model_inputs(synthetic_sweep(seed=0), "kaplan", discrepancy="distance").gap is None
+    assert model_inputs(bd.paper_sweep(seed=0), "distillation", discrepancy="distance").gap is None
     normal_e = {"E": {"family": "normal", "params": {"loc": 1.5, "scale": 0.5}}}
     mi, fm, c = _coords(priors=normal_e)
     assert mi.gap is None
@@ -65,7 +67,7 @@ def test_laws_without_an_asymptote_or_with_another_support_keep_the_model_coordi
 
 
 def test_without_an_index_the_map_is_the_identity():
-    c = asymptote_coordinates(lambda x: jnp.sum(x ** 2), lambda x: {}, None, lambda th: 1.0)
+    c = asymptote_coordinates(lambda x: jnp.sum(x ** 2), None, lambda x: 1.0)
     x = jnp.arange(3.0)
     assert c.to_y(x) is x and c.to_x(x) is x and float(c.potential(x)) == 5.0
 

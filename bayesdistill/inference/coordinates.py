@@ -18,9 +18,11 @@ real line for every value of the other coordinates, and ``log |dx/dy| = l - x_E`
 is exactly the same, only its shape in the sampler's coordinates changes. ``y`` below ``log m``
 is outside the map (the potential is infinite there: ``E`` would be negative).
 
-It applies to laws whose loss is ``E`` plus terms that do not involve it (:attr:`Law.asymptote`),
-with ``E``'s prior on ``(0, inf)`` (sampled as ``log E``); everywhere else (Kaplan's law, grouped
-fits, a custom prior with other support) the coordinates are the model's own.
+It applies to supervised laws whose loss is ``E`` plus terms that do not involve it
+(:attr:`Law.asymptote`), with ``E``'s prior on ``(0, inf)`` (sampled as ``log E``); everywhere else
+(Kaplan's law, grouped fits, a custom prior with other support, and joint distillation fits, where
+it measured more divergences: :func:`bayesdistill.inference.inputs.asymptote_gap`) the coordinates
+are the model's own.
 Measured on the real sweeps (Chinchilla law, 4 x 1,000 draws, seeds 0 and 1): mean leapfrog steps
 per draw 6.8-7.0 -> 6.5-6.7 (Chinchilla points), 20.5-23.8 -> 8.3-10.0 (Gadre c4_original),
 23.9-27.1 -> 8.3-9.5 and 15/9 divergences -> 0 (Gemstones), 105.8-126.2 -> 6.7 (Misfitting), with
@@ -62,18 +64,18 @@ def identity(potential) -> Coordinates:
     return Coordinates(potential, lambda y: y, lambda x: x)
 
 
-def asymptote_coordinates(potential, constrain, index: int | None, gap) -> Coordinates:
-    """Coordinates with ``x[index]`` (``log E``) replaced by ``log(E + gap(constrain(x)))``.
+def asymptote_coordinates(potential, index: int | None, gap) -> Coordinates:
+    """Coordinates with ``x[index]`` (``log E``) replaced by ``log(E + gap(x))``.
 
-    ``gap(theta) -> m`` is the law's loss at the centre less ``E``; it is evaluated with
-    ``x[index]`` set to 0, so that it depends on the other coordinates only (the map stays
-    triangular, whatever the law). ``index=None`` or ``gap=None``: :func:`identity`.
+    ``gap(x) -> m`` is the law's loss at the centre less ``E``; it is evaluated with ``x[index]``
+    set to 0, so that it depends on the other coordinates only (the map stays triangular, whatever
+    the law). ``index=None`` or ``gap=None``: :func:`identity`.
     """
     if index is None or gap is None:
         return identity(potential)
 
     def log_gap(x):
-        m = gap(constrain(x.at[index].set(0.0)))
+        m = gap(x.at[index].set(0.0))
         return jnp.log(jnp.maximum(jnp.where(jnp.isfinite(m), m, 0.0), MIN_GAP))
 
     def split(y):

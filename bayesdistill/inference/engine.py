@@ -285,10 +285,9 @@ def laplace(jobs: list[Job], *, joint: bool) -> list[Laplace]:
     seconds = (time.perf_counter() - t0) / len(jobs)
     res = []
     for b in range(len(jobs)):
-        mode, root, pot, ok, agree, iters, samples, log_w, y_mode, y_root = jax.tree.map(
-            lambda x, b=b: np.asarray(x[b]), out)
-        res.append(Laplace(mode, root, float(pot), bool(ok), int(agree), int(iters), samples, log_w, y_mode, y_root,
-                           seconds, compiled))
+        mode, root, pot, ok, agree, iters, samples, log_w = jax.tree.map(lambda x, b=b: np.asarray(x[b]), out)
+        res.append(Laplace(mode, root, float(pot), bool(ok), int(agree), int(iters), samples, log_w, seconds,
+                           compiled))
     return res
 
 
@@ -332,8 +331,8 @@ def run(jobs: list[Job], settings: Settings, *, joint: bool, modes: list[Laplace
     t0 = time.perf_counter()
     fn, compiled = _program(jobs[0], settings, len(jobs))
     C = settings.chains
-    mode = np.repeat(np.stack([m.sampler_mode for m in modes]), C, axis=0)
-    root = np.repeat(np.stack([m.sampler_root for m in modes]), C, axis=0)
+    mode = np.repeat(np.stack([m.mode for m in modes]), C, axis=0)
+    root = np.repeat(np.stack([m.root for m in modes]), C, axis=0)
     samples, stats, ll = jax.block_until_ready(fn(*_sampler_inputs(jobs, C, joint, mode, root)))
     seconds = time.perf_counter() - t0
     out = []

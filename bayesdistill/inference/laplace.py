@@ -6,8 +6,10 @@ unconstrained scale, is close to a correlated Gaussian (not all: see the README'
 spends its warmup discovering that shape and ~28 leapfrog steps per draw fighting it. Here the
 shape is computed instead:
 
-1. **The mode.** The potential (negative log density on the unconstrained scale, Jacobians
-   included) is minimised by saddle-free Newton steps (:func:`minimise`) from ``LAPLACE_STARTS``
+Every step works in the sampler's coordinates ``y`` (:mod:`.coordinates`): the model's unconstrained
+scale, with ``log E`` replaced by the log loss at the sweep's centre where the law has an asymptote.
+
+1. **The mode.** The potential (negative log density in ``y``, Jacobians included) is minimised by saddle-free Newton steps (:func:`minimise`) from ``LAPLACE_STARTS``
    points: the prior's centre (:func:`init_to_centre`) and that point jittered by up to +-1 in
    every coordinate. The best finite optimum wins; how many starts reached it (within
    ``AGREE_NATS``) is reported.
@@ -15,14 +17,12 @@ shape is computed instead:
    symmetrised, with every eigenvalue replaced by ``max(|lambda|, EIG_FLOOR)`` (a saddle or a flat
    direction gets a finite, broad scale). ``root = V diag(lambda^-1/2)`` satisfies
    ``root root^T = H^-1``, the Laplace approximation's covariance.
-3. **Whitening.** NUTS samples ``u`` with ``x = mode + root u`` (:mod:`.engine`): an affine change
+3. **Whitening.** NUTS samples ``u`` with ``y = mode + root u`` (:mod:`.engine`): an affine change
    of variables with a constant Jacobian, so the posterior is exactly the same, but its shape in
    ``u`` is close to a standard normal; the metric and step size still adapt (the safeguard where
    the posterior is not Gaussian). The sampler's state is one flat vector.
 4. **Laplace + importance sampling.** ``IS_DRAWS`` draws of a multivariate Student-t
-   (``IS_DF`` degrees of freedom) with the mode and curvature of the posterior in the sampler's
-   coordinates (:mod:`.coordinates`; the model's own where they are the same), with importance
-   log weights ``-U(y) - log q(y)``: after Pareto smoothing (:func:`psis_weights`) they are draws
+   (``IS_DF`` degrees of freedom) with that mode and curvature, with importance log weights ``-U(y) - log q(y)``: after Pareto smoothing (:func:`psis_weights`) they are draws
    of the exact posterior, as long as the Pareto ``k`` stays below ``PARETO_K_MAX`` (Vehtari et al.
    2024). The inner leave-last-level-out fit that learns ``kappa`` (:mod:`.kappa`) uses them in
    place of a second NUTS fit.
@@ -84,7 +84,7 @@ IS_DRAWS = 1000
 #: degrees of freedom of the multivariate Student-t proposal of importance sampling: heavier tails
 #: than the Gaussian keep the weights' Pareto k lower (real sweeps, inner leave-last-level-out fits:
 #: k <= 0.7 on 5 of 7 with df 4, 3 of 7 with the Gaussian in the same coordinates)
-IS_DF = 4.0
+IS_DF = 4
 #: Pareto k above which importance sampling is not trusted (Vehtari et al. 2024)
 PARETO_K_MAX = 0.7
 
@@ -96,6 +96,7 @@ class FlatModel(NamedTuple):
     potential: object  # x -> negative log density (Jacobians included)
     constrain: object  # x -> dict of every sample and deterministic site, constrained
     init: dict  # the unconstrained values at x0 by site (the layout of x: ``ravel_pytree(init)``)
+    unravel: object  # x -> dict of the unconstrained values by site
 
 
 def flat_model(model, args, kwargs, key) -> FlatModel:
@@ -111,7 +112,7 @@ def flat_model(model, args, kwargs, key) -> FlatModel:
     free = unconstrain_fn(model, args, kwargs, init)
     x0, unravel = ravel_pytree(free)
     return FlatModel(x0, lambda x: potential_energy(model, args, kwargs, unravel(x)),
-                     lambda x: constrain_fn(model, args, kwargs, unravel(x), return_deterministic=True), free)
+                     lambda x: constrain_fn(model, args, kwargs, unravel(x), return_deterministic=True), free, unravel)
 
 
 def sampler_coordinates(fm: FlatModel, gap, args) -> Coordinates:
@@ -119,22 +120,20 @@ def sampler_coordinates(fm: FlatModel, gap, args) -> Coordinates:
     the centre where ``gap(theta, args)`` is given, else the model's own."""
     if gap is None:
         return identity(fm.potential)
-    return asymptote_coordinates(fm.potential, fm.constrain, site_index(fm.init, "E"), lambda th: gap(th, args))
+    return asymptote_coordinates(fm.potential, site_index(fm.init, "E"), lambda x: gap(fm.unravel(x), args))
 
 
 class Laplace(NamedTuple):
     """The mode and curvature of one posterior, and importance draws of it (numpy arrays)."""
 
-    mode: np.ndarray  # (d,) on the unconstrained scale
+    mode: np.ndarray  # (d,) in the sampler's coordinates (the model's unconstrained scale, but log E: .coordinates)
     root: np.ndarray  # (d, d), root @ root.T = H^-1
-    potential: float  # at the mode
+    potential: float  # at the mode (in the sampler's coordinates: the Jacobian of the map included)
     ok: bool  # a finite optimum was found
     starts_agreeing: int  # starts that reached the best optimum (of LAPLACE_STARTS)
     iterations: int  # Newton steps of the best start that lowered the potential
-    samples: dict  # (IS_DRAWS, ...) importance draws (Student-t at sampler_mode), constrained, every site
+    samples: dict  # (IS_DRAWS, ...) importance draws (Student-t at the mode), constrained, every site
     log_weights: np.ndarray  # (IS_DRAWS,) importance log weights, unnormalised
-    sampler_mode: np.ndarray  # the mode in the sampler's coordinates (.coordinates): where chains start
-    sampler_root: np.ndarray  # the root of the curvature there: NUTS samples u of y = sampler_mode + root u
     seconds: float = 0.0  # this sweep's share of the program call
     compiled: bool = False  # the call compiled its program
 
@@ -194,44 +193,40 @@ def curvature_root(hess):
 
 
 def laplace_one(model, key, args, kwargs, gap=None):
-    """The traced Laplace step of one sweep: a tuple in :class:`Laplace`'s order (up to ``sampler_root``).
+    """The traced Laplace step of one sweep: a tuple in :class:`Laplace`'s order (up to ``log_weights``).
 
-    ``gap`` (see :func:`sampler_coordinates`): the sampler's coordinates differ from the model's,
-    and the mode mapped there, with the Hessian of the potential in them, whitens the sampler.
+    Everything happens in the sampler's coordinates (:func:`sampler_coordinates`; ``gap``), where
+    the posterior is closest to a Gaussian: the starts (the prior's centre and its jittered copies,
+    mapped there), the mode, the curvature and the importance draws.
     """
     k_init, k_start, k_draw = jax.random.split(key, 3)
     fm = flat_model(model, args, kwargs, k_init)
+    coords = sampler_coordinates(fm, gap, args)
     d = fm.x0.shape[0]
     jitter = jax.random.uniform(k_start, (LAPLACE_STARTS - 1, d), minval=-1.0, maxval=1.0)
-    starts = jnp.concatenate([fm.x0[None], fm.x0[None] + jitter])
+    starts = jax.vmap(coords.to_y)(jnp.concatenate([fm.x0[None], fm.x0[None] + jitter]))
     # the Hessian of the last step (at the mode once the steps stop improving it) is the curvature
-    xs, hs, iters = lax.map(lambda x: minimise(fm.potential, x), starts)  # lax.map: vmap compiles ~2x slower
-    pots = jax.vmap(fm.potential)(xs)
-    pots = jnp.where(jnp.isfinite(pots) & jnp.all(jnp.isfinite(xs), axis=1), pots, jnp.inf)
+    ys, hs, iters = lax.map(lambda y: minimise(coords.potential, y), starts)  # lax.map: vmap compiles ~2x slower
+    pots = jax.vmap(coords.potential)(ys)
+    pots = jnp.where(jnp.isfinite(pots) & jnp.all(jnp.isfinite(ys), axis=1), pots, jnp.inf)
     best = jnp.argmin(pots)
-    mode, pot = xs[best], pots[best]
+    mode, pot = ys[best], pots[best]
     root = curvature_root(hs[best])
     ok = jnp.isfinite(pot) & jnp.all(jnp.isfinite(root))
-    mode = jnp.where(ok, mode, fm.x0)
+    mode = jnp.where(ok, mode, starts[0])
     root = jnp.where(ok, root, jnp.eye(d, dtype=root.dtype))
     agree = jnp.sum(pots <= pot + AGREE_NATS)
-    coords = sampler_coordinates(fm, gap, args)
-    y_mode, y_root = mode, root
-    if gap is not None:
-        # the mode moves with the Jacobian of the change of coordinates: a few more Newton steps there
-        y_mode, y_hess, _ = minimise(coords.potential, coords.to_y(mode))
-        y_root = curvature_root(y_hess)
-        y_root = jnp.where(ok & jnp.all(jnp.isfinite(y_root)), y_root, jnp.eye(d, dtype=y_root.dtype))
-    # importance draws of the Gaussian in the sampler's coordinates (closer to the posterior there)
     eps = jax.random.normal(k_draw, (IS_DRAWS, d))
-    chi2 = jax.random.gamma(jax.random.fold_in(k_draw, 1), IS_DF / 2, (IS_DRAWS, 1)) * 2 / IS_DF
+    # chi-square(IS_DF) / IS_DF as a sum of squared normals (jax.random.gamma's rejection loop costs ~1 s
+    # of compilation)
+    chi2 = jnp.mean(jax.random.normal(jax.random.fold_in(k_draw, 1), (IS_DRAWS, IS_DF)) ** 2, axis=1, keepdims=True)
     eps = eps / jnp.sqrt(chi2)  # multivariate Student-t(IS_DF) draws
     log_q = -0.5 * (IS_DF + d) * jnp.log1p(jnp.sum(eps ** 2, axis=1) / IS_DF)
-    y = y_mode + eps @ y_root.T
+    y = mode + eps @ root.T
     log_w = -jax.vmap(coords.potential)(y) - log_q
     log_w = jnp.where(jnp.isfinite(log_w), log_w, -jnp.inf)
     samples = jax.vmap(lambda v: fm.constrain(coords.to_x(v)))(y)
-    return mode, root, pot, ok, agree, iters[best], samples, log_w, y_mode, y_root
+    return mode, root, pot, ok, agree, iters[best], samples, log_w
 
 
 def psis_weights(log_weights) -> tuple[np.ndarray, float]:
