@@ -73,7 +73,7 @@ class Job(NamedTuple):
     sizes: dict
     seed: int
     masks: dict | None = None
-    #: ``gap(theta, args)`` of the sampler's coordinates (:func:`.laplace.sampler_coordinates`), or None
+    #: ``gap(free, args)`` of the sampler's coordinates (:func:`.laplace.sampler_coordinates`), or None
     gap: object = None
 
 

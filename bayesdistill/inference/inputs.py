@@ -45,7 +45,7 @@ class ModelInputs(NamedTuple):
     fingerprint: str = ""
     #: runs per observed site
     sizes: dict | None = None
-    #: ``gap(theta, args)``: the law's loss at the sweep's centre less its asymptote ``E``, for the
+    #: ``gap(free, args)``: the law's loss at the sweep's centre less its asymptote ``E``, for the
     #: sampler's coordinates (:mod:`.coordinates`); ``None``: the model's own coordinates
     gap: object = None
 
@@ -86,11 +86,12 @@ def asymptote_gap(law, priors, joint: bool):
     covariates = law.covariates
 
     def gap(free, args):
-        centre = args[2] if joint else args[-1]
+        centre = args[-1]
         theta = constrain_fn(lambda: sample_coefficients(law, priors, centre), (), {}, free, return_deterministic=True)
         cov = [centre[c] for c in covariates]
         return jnp.exp(law.log_loss(theta, centre["N"], centre["D"], *cov)) - theta[name]
 
+    gap.site = name  # the coordinate the sampler replaces (:func:`.laplace.sampler_coordinates`)
     return gap
 
 

@@ -116,11 +116,12 @@ def flat_model(model, args, kwargs, key) -> FlatModel:
 
 
 def sampler_coordinates(fm: FlatModel, gap, args) -> Coordinates:
-    """The coordinates NUTS samples for ``fm`` (:mod:`.coordinates`): ``log E`` replaced by the log loss at
-    the centre where ``gap(theta, args)`` is given, else the model's own."""
+    """The coordinates NUTS samples for ``fm`` (:mod:`.coordinates`): the log of the asymptote ``gap.site``
+    replaced by the log loss at the centre where ``gap(free, args)`` is given
+    (:func:`.inputs.asymptote_gap`), else the model's own."""
     if gap is None:
         return identity(fm.potential)
-    return asymptote_coordinates(fm.potential, site_index(fm.init, "E"), lambda x: gap(fm.unravel(x), args))
+    return asymptote_coordinates(fm.potential, site_index(fm.init, gap.site), lambda x: gap(fm.unravel(x), args))
 
 
 class Laplace(NamedTuple):
